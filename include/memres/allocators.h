@@ -1,0 +1,96 @@
+/* memres: the family of allocators. Each constructor returns a new allocator (refcount 1). */
+#ifndef MEMRES_ALLOCATORS_H
+#define MEMRES_ALLOCATORS_H
+
+#include "allocator.h"
+
+MR_EXTERN_C_BEGIN
+
+/* ---- host: aligned malloc/free ------------------------------------------------------------ */
+typedef struct mr_host_options {
+  size_t alignment; /* power of two; 0 -> 64 */
+} mr_host_options;
+
+MR_API mr_status mr_host_allocator_create(mr_allocator **out, const mr_host_options *opts);
+/* The process's host allocator (64-byte aligned), created once; every thread's context starts
+ * with it. Not retained for the caller: do not release it. */
+MR_API mr_allocator *mr_host_default(void);
+
+/* ---- pinned: cudaHostAlloc/cudaFreeHost --------------------------------------------------- */
+typedef struct mr_pinned_options {
+  unsigned int flags; /* cudaHostAlloc flags; 0 -> cudaHostAllocDefault | cudaHostAllocPortable */
+} mr_pinned_options;
+
+MR_API mr_status mr_pinned_allocator_create(mr_allocator **out, int device_id,
+                                            const mr_pinned_options *opts);
+
+/* ---- device: stream-ordered mempool, or cudaMalloc ---------------------------------------- */
+typedef enum mr_device_backend {
+  MR_DEVICE_AUTO = 0,     /* the default mempool if the device supports mempools, else cudaMalloc */
+  MR_DEVICE_DEFAULT_POOL, /* cudaMallocFromPoolAsync on the device's default mempool */
+  MR_DEVICE_PRIVATE_POOL, /* a new pool (cudaMemPoolCreate) owned by this allocator */
+  MR_DEVICE_MALLOC,       /* plain cudaMalloc/cudaFree (synchronous) */
+  MR_DEVICE_BACKEND_COUNT_
+} mr_device_backend;
+
+typedef struct mr_device_options {
+  mr_device_backend backend;
+  /* Release threshold set on the pool (cudaMemPoolAttrReleaseThreshold); UINT64_MAX keeps
+   * everything. 0 leaves the pool's current setting (default pool) / 0 (private pool). */
+  uint64_t release_threshold;
+} mr_device_options;
+
+MR_API mr_status mr_device_allocator_create(mr_allocator **out, int device_id,
+                                            const mr_device_options *opts);
+/* Which backend the allocator ended up with. */
+MR_API mr_device_backend mr_device_allocator_backend(const mr_allocator *a);
+
+/* ---- caching pool: stream-ordered, over any upstream -------------------------------------- */
+typedef enum mr_cross_stream_policy {
+  MR_CROSS_STREAM_EVENTS = 0, /* another stream takes a block only once its free event completed */
+  MR_CROSS_STREAM_NONE,       /* blocks are only reused by the stream that freed them */
+  MR_CROSS_STREAM_WAIT,       /* as EVENTS, and else the taker waits on the event (no host sync) */
+  MR_CROSS_STREAM_POLICY_COUNT_
+} mr_cross_stream_policy;
+
+typedef struct mr_caching_pool_options {
+  size_t initial_reserve;   /* bytes taken from upstream at creation (0: none) */
+  size_t maximum_reserve;   /* upper bound on bytes held from upstream (0: no bound) */
+  size_t release_threshold; /* after a free, cached free segments above this are released
+                               (0: keep everything until trim) */
+  size_t small_limit;       /* requests <= this come from small segments (0: 1 MiB) */
+  size_t small_segment;     /* size of a small segment (0: 2 MiB) */
+  size_t large_segment_min; /* smallest large segment taken from upstream (0: 20 MiB) */
+  size_t alignment;         /* block alignment, power of two (0: 256) */
+  mr_cross_stream_policy cross_stream;
+  const char *name; /* NULL: "caching(<upstream>)" */
+} mr_caching_pool_options;
+
+/* Takes a reference on `upstream`. opts may be NULL (defaults). */
+MR_API mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
+                                        const mr_caching_pool_options *opts);
+/* Statistics of one stream's use of the pool (allocs, frees, cache hits, bytes in use...). */
+MR_API mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream,
+                                              mr_stats *out);
+/* Walks every structure of the pool and checks its invariants (blocks tile segments, free
+ * lists and bitmaps agree, statistics add up). MR_OK or MR_ERR_INVALID_ARG with the finding. */
+MR_API mr_status mr_caching_pool_validate(mr_allocator *pool);
+
+/* ---- fault injection: fail the Nth call, or every Nth ------------------------------------- */
+typedef struct mr_fault_options {
+  uint64_t fail_nth;   /* the Nth alloc (1-based) fails; 0: none */
+  uint64_t fail_every; /* every Nth alloc fails; 0: none */
+  mr_status status;    /* what a failing call returns (0: MR_ERR_OUT_OF_MEMORY) */
+} mr_fault_options;
+
+MR_API mr_status mr_fault_allocator_create(mr_allocator **out, mr_allocator *upstream,
+                                           const mr_fault_options *opts);
+/* Change the schedule; counting restarts at 0. */
+MR_API mr_status mr_fault_allocator_set(mr_allocator *fault, const mr_fault_options *opts);
+/* Number of allocs seen and failed so far. */
+MR_API uint64_t mr_fault_allocator_calls(const mr_allocator *fault);
+MR_API uint64_t mr_fault_allocator_failures(const mr_allocator *fault);
+
+MR_EXTERN_C_END
+
+#endif

@@ -1,0 +1,17 @@
+/* Devices when memres is built without CUDA: there are none. */
+#include "internal.h"
+
+int mr_device_count(void) { return 0; }
+
+mr_status mr_device_check(mr_device device) {
+  switch (device.kind) {
+  case MR_HOST:
+    return MR_OK;
+  case MR_PINNED:
+  case MR_DEVICE:
+    return mr__error(MR_ERR_NO_DEVICE, "%s memory (id %d): memres was built without CUDA",
+                     mr_kind_str(device.kind), device.id);
+  default:
+    return mr__error(MR_ERR_INVALID_ARG, "bad device kind %d", (int)device.kind);
+  }
+}

@@ -1,0 +1,31 @@
+/* Stream and event objects, shared by src/stream and the allocators that order work on them. */
+#ifndef MEMRES_STREAM_INTERNAL_H
+#define MEMRES_STREAM_INTERNAL_H
+
+#include "../common/internal.h"
+
+struct mr_stream {
+  const mr_stream_ops *ops;
+  void *state;
+  mr_device device;
+  uint64_t id;
+  atomic_long refs;
+};
+
+struct mr_event {
+  mr_stream *backend; /* the stream whose backend made the handle (retained) */
+  mr_stream *recorded_on; /* last stream recorded on (not retained; may be gone) */
+  void *handle;
+};
+
+/* A fresh process-unique identity for a stream without one of its own. */
+uint64_t mr__stream_next_id(void);
+
+/* Used by the CUDA backend to build its streams with their own identity. */
+mr_status mr__stream_create_with_id(mr_stream **out, const mr_stream_ops *ops, void *state,
+                                    mr_device device, uint64_t id);
+
+/* The CUDA backend's table (NULL when built without CUDA), for mr_stream_is_cuda. */
+extern const mr_stream_ops *const mr__cuda_stream_ops;
+
+#endif

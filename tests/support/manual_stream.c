@@ -1,0 +1,126 @@
+#include "manual_stream.h"
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+typedef struct manual_state {
+  pthread_mutex_t mu;
+  unsigned long long recorded;  /* sequence numbers handed out */
+  unsigned long long completed; /* every seq <= completed is done */
+  unsigned long waits;
+  mr_stream *last_wait_owner;
+  unsigned long long last_wait_seq;
+} manual_state;
+
+typedef struct manual_event {
+  mr_stream *stream; /* last recorded on, or NULL: never recorded (complete) */
+  unsigned long long seq;
+} manual_event;
+
+static atomic_long g_live_events;
+
+static manual_state *st_of(mr_stream *s) { return mr_stream_state(s); }
+
+static mr_status ev_create(mr_stream *self, void **event) {
+  (void)self;
+  manual_event *e = calloc(1, sizeof *e);
+  if (!e)
+    return MR_ERR_OUT_OF_MEMORY;
+  atomic_fetch_add(&g_live_events, 1);
+  *event = e;
+  return MR_OK;
+}
+static void ev_destroy(mr_stream *self, void *event) {
+  (void)self;
+  atomic_fetch_sub(&g_live_events, 1);
+  free(event);
+}
+static mr_status ev_record(mr_stream *self, void *event) {
+  manual_event *e = event;
+  manual_state *m = st_of(self);
+  pthread_mutex_lock(&m->mu);
+  e->stream = self;
+  e->seq = ++m->recorded;
+  pthread_mutex_unlock(&m->mu);
+  return MR_OK;
+}
+static mr_status ev_query(mr_stream *self, void *event, bool *done) {
+  (void)self;
+  manual_event *e = event;
+  if (!e->stream) {
+    *done = true;
+    return MR_OK;
+  }
+  manual_state *m = st_of(e->stream);
+  pthread_mutex_lock(&m->mu);
+  *done = m->completed >= e->seq;
+  pthread_mutex_unlock(&m->mu);
+  return MR_OK;
+}
+static mr_status ev_wait(mr_stream *self, mr_stream *owner, void *event) {
+  manual_event *e = event;
+  manual_state *m = st_of(self);
+  pthread_mutex_lock(&m->mu);
+  m->waits++;
+  m->last_wait_owner = e->stream ? e->stream : owner;
+  m->last_wait_seq = e->seq;
+  pthread_mutex_unlock(&m->mu);
+  return MR_OK;
+}
+static void destroy(mr_stream *self) {
+  manual_state *m = st_of(self);
+  pthread_mutex_destroy(&m->mu);
+  free(m);
+}
+
+static const mr_stream_ops k_manual_ops = {
+    .version = MR_STREAM_OPS_VERSION,
+    .backend = "manual",
+    .event_create = ev_create,
+    .event_destroy = ev_destroy,
+    .event_record = ev_record,
+    .event_query = ev_query,
+    /* event_synchronize left NULL: the default polls event_query (a test must complete the
+       stream from another thread, or never synchronize on pending work). */
+    .wait_event = ev_wait,
+    .destroy = destroy,
+};
+
+mr_status manual_stream_create(mr_stream **out) {
+  manual_state *m = calloc(1, sizeof *m);
+  if (!m)
+    return MR_ERR_OUT_OF_MEMORY;
+  pthread_mutex_init(&m->mu, NULL);
+  mr_status st = mr_stream_create_custom(out, &k_manual_ops, m, mr_device_host());
+  if (st != MR_OK) {
+    pthread_mutex_destroy(&m->mu);
+    free(m);
+  }
+  return st;
+}
+
+void manual_stream_complete(mr_stream *s) {
+  manual_state *m = st_of(s);
+  pthread_mutex_lock(&m->mu);
+  m->completed = m->recorded;
+  pthread_mutex_unlock(&m->mu);
+}
+
+#define GETTER(type, name, field)                                                                  \
+  type name(mr_stream *s) {                                                                        \
+    manual_state *m = st_of(s);                                                                    \
+    pthread_mutex_lock(&m->mu);                                                                    \
+    type v = m->field;                                                                             \
+    pthread_mutex_unlock(&m->mu);                                                                  \
+    return v;                                                                                      \
+  }
+GETTER(unsigned long, manual_stream_waits, waits)
+GETTER(mr_stream *, manual_stream_last_wait_owner, last_wait_owner)
+GETTER(unsigned long long, manual_stream_last_wait_seq, last_wait_seq)
+GETTER(unsigned long long, manual_stream_recorded, recorded)
+GETTER(unsigned long long, manual_stream_completed, completed)
+
+long manual_stream_live_events(void) { return atomic_load(&g_live_events); }
+
+bool manual_stream_is(mr_stream *s) { return mr_stream_ops_of(s) == &k_manual_ops; }

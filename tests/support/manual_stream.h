@@ -1,0 +1,25 @@
+/* A test stream backend whose events complete only when the test says so. */
+#ifndef MEMRES_TEST_MANUAL_STREAM_H
+#define MEMRES_TEST_MANUAL_STREAM_H
+
+#include <memres/memres.h>
+
+/* A stream whose work never completes by itself: every event recorded on it stays pending
+ * until manual_stream_complete(). Thread-safe. */
+mr_status manual_stream_create(mr_stream **out);
+/* Complete all work recorded on s so far: every event recorded before this call is done. */
+void manual_stream_complete(mr_stream *s);
+/* How many times another stream was made to wait on an event (wait_event) with s as waiter,
+ * and the owner stream and sequence number of the last such wait. */
+unsigned long manual_stream_waits(mr_stream *s);
+mr_stream *manual_stream_last_wait_owner(mr_stream *s);
+unsigned long long manual_stream_last_wait_seq(mr_stream *s);
+/* Number of events recorded on s so far / completed so far. */
+unsigned long long manual_stream_recorded(mr_stream *s);
+unsigned long long manual_stream_completed(mr_stream *s);
+/* Number of live backend events (created and not destroyed), over all manual streams. */
+long manual_stream_live_events(void);
+/* true if the stream is a manual one. */
+bool manual_stream_is(mr_stream *s);
+
+#endif
