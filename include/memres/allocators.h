@@ -53,6 +53,13 @@ typedef enum mr_cross_stream_policy {
   MR_CROSS_STREAM_POLICY_COUNT_
 } mr_cross_stream_policy;
 
+typedef enum mr_growth {
+  MR_GROWTH_FIXED = 0, /* every large segment is max(request, large_segment_min) */
+  MR_GROWTH_DOUBLE,    /* each new large segment doubles the last, up to 1 GiB */
+  MR_GROWTH_EXACT,     /* a large segment is the request rounded to 2 MiB (least slack) */
+  MR_GROWTH_COUNT_
+} mr_growth;
+
 typedef struct mr_caching_pool_options {
   size_t initial_reserve;   /* bytes taken from upstream at creation (0: none) */
   size_t maximum_reserve;   /* upper bound on bytes held from upstream (0: no bound) */
@@ -63,6 +70,14 @@ typedef struct mr_caching_pool_options {
   size_t large_segment_min; /* smallest large segment taken from upstream (0: 20 MiB) */
   size_t alignment;         /* block alignment, power of two (0: 256) */
   mr_cross_stream_policy cross_stream;
+  mr_growth growth;
+  size_t front_cache_bytes; /* per stream, bytes of freed blocks kept for lock-free-ish reuse
+                               before they go back to the shared structure (0: 32 MiB;
+                               SIZE_MAX: disable the front cache) */
+  size_t stats_slack;       /* pool-wide in-use/peak counters are updated once a stream's
+                               change reaches this many bytes (0: every operation, exact
+                               peaks; default when the options are NULL: 1 MiB). Per-stream
+                               statistics and current pool-wide values are always exact. */
   const char *name; /* NULL: "caching(<upstream>)" */
 } mr_caching_pool_options;
 
