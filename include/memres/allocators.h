@@ -74,10 +74,10 @@ typedef struct mr_caching_pool_options {
   size_t front_cache_bytes; /* per stream, bytes of freed blocks kept for lock-free-ish reuse
                                before they go back to the shared structure (0: 32 MiB;
                                SIZE_MAX: disable the front cache) */
-  size_t stats_slack;       /* pool-wide in-use/peak counters are updated once a stream's
-                               change reaches this many bytes (0: every operation, exact
-                               peaks; default when the options are NULL: 1 MiB). Per-stream
-                               statistics and current pool-wide values are always exact. */
+  size_t stats_slack;       /* pool-wide peak counters are updated once a stream's change in
+                               use reaches this many bytes (0: 1 MiB; 1: every operation, exact
+                               peaks). Per-stream statistics, and current pool-wide values, are
+                               always exact. */
   const char *name; /* NULL: "caching(<upstream>)" */
 } mr_caching_pool_options;
 
