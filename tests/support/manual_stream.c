@@ -58,6 +58,17 @@ static mr_status ev_query(mr_stream *self, void *event, bool *done) {
   pthread_mutex_unlock(&m->mu);
   return MR_OK;
 }
+/* Manual work completes only when the test says: nothing may block on it (a pool waiting here
+ * would wait forever), so synchronizing is refused. */
+static mr_status ev_sync(mr_stream *self, void *event) {
+  bool done = false;
+  ev_query(self, event, &done);
+  if (done)
+    return MR_OK;
+  return mr_report_error(MR_ERR_UNSUPPORTED,
+                         "manual stream: cannot wait for an event the test has not completed");
+}
+
 static mr_status ev_wait(mr_stream *self, mr_stream *owner, void *event) {
   manual_event *e = event;
   manual_state *m = st_of(self);
@@ -81,8 +92,7 @@ static const mr_stream_ops k_manual_ops = {
     .event_destroy = ev_destroy,
     .event_record = ev_record,
     .event_query = ev_query,
-    /* event_synchronize left NULL: the default polls event_query (a test must complete the
-       stream from another thread, or never synchronize on pending work). */
+    .event_synchronize = ev_sync,
     .wait_event = ev_wait,
     .destroy = destroy,
 };

@@ -5,7 +5,8 @@
 #include <memres/memres.h>
 
 /* A stream whose work never completes by itself: every event recorded on it stays pending
- * until manual_stream_complete(). Thread-safe. */
+ * until manual_stream_complete(). Synchronizing on a pending event (mr_event_synchronize,
+ * mr_stream_synchronize) returns MR_ERR_UNSUPPORTED instead of blocking forever. Thread-safe. */
 mr_status manual_stream_create(mr_stream **out);
 /* Complete all work recorded on s so far: every event recorded before this call is done. */
 void manual_stream_complete(mr_stream *s);
