@@ -1,0 +1,353 @@
+/* The thread-local context: stacks of streams and of host, pinned and device allocators, and the
+ * mask stack that says what each push put where.
+ *
+ * Each thread has one `ctx` in thread-local storage: four growable stacks (one per allocator kind,
+ * one of streams) and the mask, one 64-bit entry per push: the low bits name the stack pushed to
+ * (or none, for a NULL push), the high bits carry the tag of the guard that pushed it (0 for a
+ * single push). A pop reads the top mask entry and undoes exactly that. The arrays grow by
+ * doubling and never shrink, so after warm-up pushes and pops touch no lock and no malloc.
+ * At thread exit a pthread key destructor releases whatever is still pushed. */
+#include "internal.h"
+
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The context is read on every accessor: initial-exec TLS avoids __tls_get_addr in a shared
+ * library. It is small (about 140 bytes), well within glibc's static TLS surplus for dlopen. */
+#if defined(__GNUC__) && defined(__ELF__)
+#define MR__TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define MR__TLS_FAST
+#endif
+
+enum {
+  SLOT_STREAM = MR_KIND_COUNT_, /* slots 0..2 are the allocator kinds */
+  SLOT_COUNT,
+  SLOT_NONE = SLOT_COUNT, /* a mask entry that pushed nothing */
+  SLOT_BITS = 3,
+  SLOT_MASK = (1 << SLOT_BITS) - 1,
+};
+_Static_assert(SLOT_NONE <= SLOT_MASK, "mask slot bits");
+
+#define INITIAL_CAP 16
+#define TAG_LIMIT (UINT64_MAX >> SLOT_BITS)
+
+typedef struct stack {
+  void **items;
+  size_t len, cap;
+} stack;
+
+typedef struct ctx {
+  stack st[SLOT_COUNT];
+  uint64_t *mask;
+  size_t depth, mask_cap;
+  uint64_t next_tag;
+  int live;
+} ctx;
+
+static _Thread_local ctx tl_ctx MR__TLS_FAST;
+
+static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
+static pthread_key_t g_key;
+static int g_key_ok;
+/* Each thread (each initialisation) takes its own range of 2^32 guard tags. */
+static atomic_uint_fast64_t g_tag_ranges;
+
+static void thread_exit(void *arg);
+
+static void key_create(void) { g_key_ok = pthread_key_create(&g_key, thread_exit) == 0; }
+
+/* ---- growing ----------------------------------------------------------------------------------
+ */
+
+static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
+  if (need <= *cap)
+    return 1;
+  size_t n = *cap ? *cap : INITIAL_CAP;
+  while (n < need) {
+    if (n > SIZE_MAX / 2 / elem)
+      return 0;
+    n *= 2;
+  }
+  if (n > SIZE_MAX / elem)
+    return 0;
+  void *p = realloc(*arr, n * elem);
+  if (!p)
+    return 0;
+  *arr = p;
+  *cap = n;
+  return 1;
+}
+
+static int grow_stack(stack *s, size_t extra) {
+  if (extra > SIZE_MAX - s->len)
+    return 0;
+  return grow((void **)&s->items, &s->cap, s->len + extra, sizeof *s->items);
+}
+
+static int grow_mask(ctx *c, size_t extra) {
+  if (extra > SIZE_MAX - c->depth)
+    return 0;
+  return grow((void **)&c->mask, &c->mask_cap, c->depth + extra, sizeof *c->mask);
+}
+
+/* ---- the thread's context ----------------------------------------------------------------------
+ */
+
+static __attribute__((noinline)) ctx *ctx_init(void) {
+  ctx *c = &tl_ctx;
+  pthread_once(&g_key_once, key_create);
+  c->live = 1;
+  c->next_tag = (atomic_fetch_add_explicit(&g_tag_ranges, 1, memory_order_relaxed) << 32) + 1;
+  if (g_key_ok)
+    pthread_setspecific(g_key, c);
+  /* Best effort: without memory for the first arrays the thread starts with empty stacks (and
+   * pushes will try to grow them again). */
+  grow_mask(c, INITIAL_CAP);
+  for (int i = 0; i < SLOT_COUNT; i++)
+    grow_stack(&c->st[i], INITIAL_CAP);
+  mr_allocator *host = mr_host_default();
+  if (host && c->st[MR_HOST].cap)
+    c->st[MR_HOST].items[c->st[MR_HOST].len++] = mr_allocator_retain(host);
+  return c;
+}
+
+static inline ctx *ctx_get(void) {
+  ctx *c = &tl_ctx;
+  if (MR_UNLIKELY(!c->live))
+    return ctx_init();
+  return c;
+}
+
+static inline void release_slot(int slot, void *p) {
+  if (slot == SLOT_STREAM)
+    mr_stream_release(p);
+  else
+    mr_allocator_release(p);
+}
+
+static void thread_exit(void *arg) {
+  ctx *c = arg;
+  /* Detach first: a release below may run code that uses the context again, which then starts a
+   * fresh one (and the key's destructor runs once more for it). */
+  ctx old = *c;
+  memset(c, 0, sizeof *c);
+  for (size_t i = old.depth; i-- > 0;) {
+    int slot = (int)(old.mask[i] & SLOT_MASK);
+    if (slot == SLOT_NONE || old.st[slot].len == 0)
+      continue;
+    release_slot(slot, old.st[slot].items[--old.st[slot].len]);
+  }
+  for (int slot = 0; slot < SLOT_COUNT; slot++)
+    while (old.st[slot].len)
+      release_slot(slot, old.st[slot].items[--old.st[slot].len]);
+  for (int slot = 0; slot < SLOT_COUNT; slot++)
+    free(old.st[slot].items);
+  free(old.mask);
+}
+
+/* ---- accessors ------------------------------------------------------------------------------- */
+
+static __attribute__((noinline)) void *empty(const char *what) {
+  mr__error(MR_ERR_EMPTY_CONTEXT, "no %s in this thread's context (push one, e.g. with MR_GUARD)",
+            what);
+  return NULL;
+}
+
+static inline void *top(int slot) {
+  ctx *c = ctx_get();
+  stack *s = &c->st[slot];
+  return MR_LIKELY(s->len) ? s->items[s->len - 1] : NULL;
+}
+
+mr_stream *mr_context_stream(void) {
+  mr_stream *s = top(SLOT_STREAM);
+  return MR_LIKELY(s != NULL) ? s : empty("stream");
+}
+mr_allocator *mr_context_host_alloc(void) {
+  mr_allocator *a = top(MR_HOST);
+  return MR_LIKELY(a != NULL) ? a : empty("host allocator");
+}
+mr_allocator *mr_context_pinned_alloc(void) {
+  mr_allocator *a = top(MR_PINNED);
+  return MR_LIKELY(a != NULL) ? a : empty("pinned allocator");
+}
+mr_allocator *mr_context_device_alloc(void) {
+  mr_allocator *a = top(MR_DEVICE);
+  return MR_LIKELY(a != NULL) ? a : empty("device allocator");
+}
+
+mr_allocator *mr_context_alloc(mr_kind kind) {
+  if (MR_UNLIKELY((unsigned)kind >= MR_KIND_COUNT_)) {
+    mr__error(MR_ERR_INVALID_ARG, "mr_context_alloc: bad kind %d", (int)kind);
+    return NULL;
+  }
+  mr_allocator *a = top((int)kind);
+  if (MR_LIKELY(a != NULL))
+    return a;
+  static const char *const what[MR_KIND_COUNT_] = {"host allocator", "pinned allocator",
+                                                   "device allocator"};
+  return empty(what[kind]);
+}
+
+mr_stream *mr__context_stream_peek(void) { return top(SLOT_STREAM); }
+
+size_t mr_context_depth(void) { return ctx_get()->depth; }
+size_t mr_context_stream_depth(void) { return ctx_get()->st[SLOT_STREAM].len; }
+size_t mr_context_alloc_depth(mr_kind kind) {
+  if ((unsigned)kind >= MR_KIND_COUNT_) {
+    mr__error(MR_ERR_INVALID_ARG, "mr_context_alloc_depth: bad kind %d", (int)kind);
+    return 0;
+  }
+  return ctx_get()->st[kind].len;
+}
+
+/* ---- push and pop ------------------------------------------------------------------------------
+ */
+
+/* Capacity is there: push one entry. */
+static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
+  if (slot != SLOT_NONE) {
+    stack *s = &c->st[slot];
+    s->items[s->len++] = p;
+  }
+  c->mask[c->depth++] = (tag << SLOT_BITS) | (uint64_t)slot;
+}
+
+static inline void pop_raw(ctx *c) {
+  uint64_t e = c->mask[--c->depth];
+  int slot = (int)(e & SLOT_MASK);
+  if (slot != SLOT_NONE) {
+    stack *s = &c->st[slot];
+    void *p = s->items[--s->len];
+    release_slot(slot, p); /* last: the stacks are consistent if this re-enters */
+  }
+}
+
+static __attribute__((noinline)) mr_status no_memory(const char *who, size_t depth) {
+  return mr__error(MR_ERR_OUT_OF_MEMORY, "%s: cannot grow the context stacks past depth %zu", who,
+                   depth);
+}
+
+static mr_status push_one(int slot, void *p, const char *who) {
+  ctx *c = ctx_get();
+  if (MR_UNLIKELY(c->depth >= c->mask_cap ||
+                  (slot != SLOT_NONE && c->st[slot].len >= c->st[slot].cap))) {
+    if (!grow_mask(c, 1) || (slot != SLOT_NONE && !grow_stack(&c->st[slot], 1)))
+      return no_memory(who, c->depth);
+  }
+  if (slot == SLOT_STREAM)
+    mr_stream_retain(p);
+  else if (slot != SLOT_NONE)
+    mr_allocator_retain(p);
+  push_raw(c, slot, p, 0);
+  return MR_OK;
+}
+
+mr_status mr_context_push_stream(mr_stream *s) {
+  return push_one(s ? SLOT_STREAM : SLOT_NONE, s, "mr_context_push_stream");
+}
+
+mr_status mr_context_push_alloc(mr_allocator *a) {
+  if (a && (unsigned)a->device.kind >= MR_KIND_COUNT_)
+    return mr__error(MR_ERR_INVALID_ARG, "mr_context_push_alloc: '%s' has a bad device kind %d",
+                     a->name, (int)a->device.kind);
+  return push_one(a ? (int)a->device.kind : SLOT_NONE, a, "mr_context_push_alloc");
+}
+
+mr_status mr_context_pop(void) {
+  ctx *c = ctx_get();
+  if (c->depth == 0)
+    return mr__error(MR_ERR_EMPTY_CONTEXT, "mr_context_pop: nothing pushed on this thread");
+  pop_raw(c);
+  return MR_OK;
+}
+
+/* ---- for guards ---------------------------------------------------------------------------------
+ */
+
+static inline int item_slot(const mr_guard_item *it) {
+  switch (it->type) {
+  case MR_GUARD_ITEM_NONE:
+    return SLOT_NONE;
+  case MR_GUARD_ITEM_STREAM:
+    return it->ptr ? SLOT_STREAM : SLOT_NONE;
+  case MR_GUARD_ITEM_ALLOC: {
+    const mr_allocator *a = it->ptr;
+    if (!a)
+      return SLOT_NONE;
+    return (unsigned)a->device.kind < MR_KIND_COUNT_ ? (int)a->device.kind : -1;
+  }
+  default:
+    return -1;
+  }
+}
+
+static __attribute__((noinline)) int reserve_items(ctx *c, const mr_guard_item *items, size_t n) {
+  size_t need[SLOT_COUNT] = {0};
+  for (size_t i = 0; i < n; i++) {
+    int slot = item_slot(&items[i]);
+    if (slot >= 0 && slot != SLOT_NONE)
+      need[slot]++;
+  }
+  if (!grow_mask(c, n))
+    return 0;
+  for (int slot = 0; slot < SLOT_COUNT; slot++)
+    if (!grow_stack(&c->st[slot], need[slot]))
+      return 0;
+  return 1;
+}
+
+mr_status mr__context_push_items(const mr_guard_item *items, size_t n, uint64_t *tag,
+                                 size_t *base) {
+  ctx *c = ctx_get();
+  /* Room for n entries everywhere (a cheap over-estimate); else reserve exactly, up front, so
+   * that the loop below cannot fail half-way for lack of memory. */
+  if (MR_UNLIKELY(n > c->mask_cap - c->depth || n > c->st[0].cap - c->st[0].len ||
+                  n > c->st[1].cap - c->st[1].len || n > c->st[2].cap - c->st[2].len ||
+                  n > c->st[3].cap - c->st[3].len)) {
+    if (!reserve_items(c, items, n))
+      return no_memory("mr_guard_push", c->depth);
+  }
+  size_t b = c->depth;
+  uint64_t t = c->next_tag++;
+  if (MR_UNLIKELY(t > TAG_LIMIT || t == 0))
+    t = c->next_tag = 1;
+  for (size_t i = 0; i < n; i++) {
+    int slot = item_slot(&items[i]);
+    if (MR_UNLIKELY(slot < 0)) {
+      while (c->depth > b)
+        pop_raw(c);
+      return mr__error(MR_ERR_INVALID_ARG,
+                       "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)",
+                       i, (int)items[i].type);
+    }
+    if (slot == SLOT_STREAM)
+      mr_stream_retain(items[i].ptr);
+    else if (slot != SLOT_NONE)
+      mr_allocator_retain(items[i].ptr);
+    push_raw(c, slot, items[i].ptr, t);
+  }
+  *tag = t;
+  *base = b;
+  return MR_OK;
+}
+
+mr_status mr__context_pop_items(size_t base, size_t n, uint64_t tag) {
+  ctx *c = ctx_get();
+  int ok = c->depth >= base && c->depth - base == n;
+  for (size_t i = 0; ok && i < n; i++)
+    ok = (c->mask[base + i] >> SLOT_BITS) == tag;
+  if (MR_UNLIKELY(!ok))
+    return mr__error(MR_ERR_GUARD_ORDER,
+                     "guard pushed %zu entr%s at depth %zu popped at depth %zu%s: pop the guards "
+                     "and pushes above it first (stacks left as they were)",
+                     n, n == 1 ? "y" : "ies", base, c->depth,
+                     c->depth == base + n ? " over entries not its own (another thread's guard, "
+                                            "or its entries were popped)"
+                                          : "");
+  while (c->depth > base)
+    pop_raw(c);
+  return MR_OK;
+}
