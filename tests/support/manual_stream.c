@@ -8,6 +8,7 @@ typedef struct manual_state {
   pthread_mutex_t mu;
   unsigned long long recorded;  /* sequence numbers handed out */
   unsigned long long completed; /* every seq <= completed is done */
+  bool idle;                    /* no work in flight: events recorded now are complete */
   unsigned long waits;
   mr_stream *last_wait_owner;
   unsigned long long last_wait_seq;
@@ -42,6 +43,8 @@ static mr_status ev_record(mr_stream *self, void *event) {
   pthread_mutex_lock(&m->mu);
   e->stream = self;
   e->seq = ++m->recorded;
+  if (m->idle)
+    m->completed = e->seq;
   pthread_mutex_unlock(&m->mu);
   return MR_OK;
 }
@@ -74,6 +77,7 @@ static mr_status ev_wait(mr_stream *self, mr_stream *owner, void *event) {
   manual_state *m = st_of(self);
   pthread_mutex_lock(&m->mu);
   m->waits++;
+  m->idle = false; /* its work now depends on the other stream's */
   m->last_wait_owner = e->stream ? e->stream : owner;
   m->last_wait_seq = e->seq;
   pthread_mutex_unlock(&m->mu);
@@ -114,6 +118,14 @@ void manual_stream_complete(mr_stream *s) {
   manual_state *m = st_of(s);
   pthread_mutex_lock(&m->mu);
   m->completed = m->recorded;
+  m->idle = true;
+  pthread_mutex_unlock(&m->mu);
+}
+
+void manual_stream_submit(mr_stream *s) {
+  manual_state *m = st_of(s);
+  pthread_mutex_lock(&m->mu);
+  m->idle = false;
   pthread_mutex_unlock(&m->mu);
 }
 

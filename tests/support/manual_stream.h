@@ -4,12 +4,19 @@
 
 #include <memres/memres.h>
 
-/* A stream whose work never completes by itself: every event recorded on it stays pending
- * until manual_stream_complete(). Synchronizing on a pending event (mr_event_synchronize,
+/* A stream whose work never completes by itself. It starts busy: every event recorded on it
+ * stays pending until manual_stream_complete(), which completes everything recorded so far and
+ * leaves the stream idle: events recorded while it is idle are complete at once (as on a real
+ * stream with nothing in flight; a pool records its events lazily, after the frees they cover).
+ * manual_stream_submit() makes it busy again (work in flight), as does making it wait on an
+ * event. Synchronizing on a pending event (mr_event_synchronize,
  * mr_stream_synchronize) returns MR_ERR_UNSUPPORTED instead of blocking forever. Thread-safe. */
 mr_status manual_stream_create(mr_stream **out);
-/* Complete all work recorded on s so far: every event recorded before this call is done. */
+/* Complete all work on s so far: every event recorded before this call is done, and s is idle. */
 void manual_stream_complete(mr_stream *s);
+/* Work is in flight on s again: events recorded from now on stay pending until the next
+ * manual_stream_complete(s). */
+void manual_stream_submit(mr_stream *s);
 /* How many times another stream was made to wait on an event (wait_event) with s as waiter,
  * and the owner stream and sequence number of the last such wait. */
 unsigned long manual_stream_waits(mr_stream *s);

@@ -1,0 +1,480 @@
+/* The stream-ordered caching pool: its front (per-stream caches taken with one spinlock, so
+ * threads on different streams never meet on the hot path), its statistics and its API. The
+ * shared structure behind the caches is caching_core.c.
+ *
+ * Alloc: round to the alignment, find the stream's front cache (a thread-local memo makes that a
+ * compare), pop a block of the request's size class (or the next class up) -> done. Otherwise
+ * the core, under the pool mutex.
+ * Free: the block map (sharded spinlocks) finds the block and checks it is live and of that
+ * size, atomically; the block goes onto the freeing stream's cache, reusable by that stream at
+ * once. Past the cache's byte budget, the largest cached blocks go to the core as pending on
+ * that stream: other streams get them only once an event recorded on it has completed (or, under
+ * the wait policy, after waiting on that event). */
+#include "caching_internal.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MIB ((size_t)1 << 20)
+
+static atomic_uint_fast64_t g_pool_uid = 1;
+
+/* ---- finding a stream's state ---------------------------------------------------------------- */
+
+typedef struct memo {
+  uint64_t uid, sid;
+  mr__pstream *ps;
+} memo;
+static _Thread_local memo tl_memo[8];
+
+static mr__pstream *pstream_slow(mr__pool *p, mr_stream *s) {
+  pthread_mutex_lock(&p->mu);
+  mr__pstream *ps = p->streams;
+  while (ps && !(ps->stream && ps->id == s->id))
+    ps = ps->next;
+  if (!ps)
+    ps = mr__pool_stream_new(p, s);
+  pthread_mutex_unlock(&p->mu);
+  if (ps) {
+    memo *m = &tl_memo[(p->uid ^ s->id) & 7];
+    m->uid = p->uid;
+    m->sid = s->id;
+    m->ps = ps;
+  }
+  return ps;
+}
+
+static inline mr__pstream *pstream_of(mr__pool *p, mr_stream *s) {
+  if (!s)
+    return p->host_ps;
+  memo *m = &tl_memo[(p->uid ^ s->id) & 7];
+  if (MR_LIKELY(m->uid == p->uid && m->sid == s->id))
+    return m->ps;
+  return pstream_slow(p, s);
+}
+
+/* ---- statistics (under ps->lock) ------------------------------------------------------------- */
+
+static void publish(mr__pool *p, mr__pstream *ps) {
+  long long u = atomic_fetch_add_explicit(&p->g_in_use, ps->pending_in_use, memory_order_relaxed) +
+                ps->pending_in_use;
+  long long r =
+      atomic_fetch_add_explicit(&p->g_requested, ps->pending_requested, memory_order_relaxed) +
+      ps->pending_requested;
+  ps->pending_in_use = ps->pending_requested = 0;
+  unsigned long long peak = atomic_load_explicit(&p->g_peak_in_use, memory_order_relaxed);
+  while (u > 0 && (unsigned long long)u > peak &&
+         !atomic_compare_exchange_weak_explicit(&p->g_peak_in_use, &peak, (unsigned long long)u,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+  }
+  peak = atomic_load_explicit(&p->g_peak_requested, memory_order_relaxed);
+  while (r > 0 && (unsigned long long)r > peak &&
+         !atomic_compare_exchange_weak_explicit(&p->g_peak_requested, &peak, (unsigned long long)r,
+                                                memory_order_relaxed, memory_order_relaxed)) {
+  }
+}
+
+static inline void account(mr__pool *p, mr__pstream *ps, int64_t bytes, int64_t requested) {
+  ps->in_use += bytes;
+  ps->requested += requested;
+  if (ps->in_use > 0 && (uint64_t)ps->in_use > ps->peak_in_use)
+    ps->peak_in_use = (uint64_t)ps->in_use;
+  if (ps->requested > 0 && (uint64_t)ps->requested > ps->peak_requested)
+    ps->peak_requested = (uint64_t)ps->requested;
+  ps->pending_in_use += bytes;
+  ps->pending_requested += requested;
+  if ((uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
+      p->opt.stats_slack)
+    publish(p, ps);
+}
+
+/* ---- alloc and free -------------------------------------------------------------------------- */
+
+static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, void **out) {
+  mr__pool *p = self->state;
+  size_t align = p->opt.alignment;
+  if (MR_UNLIKELY(size > SIZE_MAX / 2))
+    return mr__error(MR_ERR_OUT_OF_MEMORY,
+                     "caching pool '%s': %zu bytes is more than any upstream "
+                     "can give",
+                     p->name, size);
+  size_t rsize = (size + align - 1) & ~(align - 1);
+  mr__pstream *ps = pstream_of(p, stream);
+  if (MR_UNLIKELY(!ps))
+    return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
+                     p->name);
+  unsigned cls = mr__tlsf_class(rsize);
+  mr__spin_lock(&ps->lock);
+  mr__blk *b = ps->bins[cls];
+  if (!b || b->size < rsize) {
+    cls++;
+    b = cls < MR_TLSF_CLASSES ? ps->bins[cls] : NULL;
+  }
+  if (b) {
+    ps->bins[cls] = b->free_next;
+    if (!b->free_next)
+      ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
+    b->free_next = NULL;
+    ps->cache_bytes -= b->size;
+    ps->cache_blocks--;
+    b->requested = size;
+    b->owner = ps;
+    atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
+    ps->allocs++;
+    ps->cache_hits++;
+    ps->live++;
+    account(p, ps, (int64_t)b->size, (int64_t)size);
+    mr__spin_unlock(&ps->lock);
+    *out = (void *)b->addr;
+    return MR_OK;
+  }
+  mr__spin_unlock(&ps->lock);
+
+  int from_upstream = 0;
+  pthread_mutex_lock(&p->mu);
+  mr_status st = mr__core_alloc(p, ps, size, rsize, &b, &from_upstream);
+  pthread_mutex_unlock(&p->mu);
+  mr__spin_lock(&ps->lock);
+  if (st == MR_OK) {
+    ps->allocs++;
+    ps->cache_hits += !from_upstream;
+    ps->live++;
+    account(p, ps, (int64_t)b->size, (int64_t)size);
+    *out = (void *)b->addr;
+  } else {
+    ps->failed++;
+  }
+  mr__spin_unlock(&ps->lock);
+  return st;
+}
+
+/* Names what is wrong with a pointer the block map refused. */
+static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, mr__blk *b) {
+  if (st == MR_ERR_INVALID_ARG)
+    return mr__error(st, "caching pool '%s': free(%p) of %zu bytes, but it was allocated with %zu",
+                     p->name, ptr, size, b->requested);
+  if (st == MR_ERR_DOUBLE_FREE)
+    return mr__error(st, "caching pool '%s': double free of %p (%zu bytes): the block is free",
+                     p->name, ptr, size);
+  /* No block starts there: inside free memory of a segment means it was freed (and merged). */
+  uintptr_t a = (uintptr_t)ptr;
+  int in_segment = 0, in_free = 0;
+  pthread_mutex_lock(&p->mu);
+  for (mr__seg *s = p->segs; s && !in_segment; s = s->next) {
+    if (a < s->base || a >= s->base + s->size)
+      continue;
+    in_segment = 1;
+    for (mr__blk *x = s->first; x; x = x->phys_next)
+      if (a >= x->addr && a < x->addr + x->size) {
+        unsigned xs = atomic_load_explicit(&x->state, memory_order_relaxed);
+        in_free = xs != MR__LIVE && xs != MR__FREEING && x->addr != a;
+        break;
+      }
+  }
+  pthread_mutex_unlock(&p->mu);
+  if (in_free)
+    return mr__error(MR_ERR_DOUBLE_FREE,
+                     "caching pool '%s': double free of %p (%zu bytes): it lies in free memory",
+                     p->name, ptr, size);
+  return mr__error(MR_ERR_UNKNOWN_POINTER,
+                   "caching pool '%s': free(%p, %zu): not a block this pool gave out%s", p->name,
+                   ptr, size, in_segment ? " (it points inside one)" : "");
+}
+
+/* Sends the largest cached blocks of ps to the core until its cache is at half its budget. */
+static void evict(mr__pool *p, mr__pstream *ps) {
+  mr__blk *list = NULL;
+  size_t target = p->opt.front_cache_bytes / 2;
+  mr__spin_lock(&ps->lock);
+  for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
+    while (ps->bin_map[w] && ps->cache_bytes > target) {
+      unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
+      mr__blk *b = ps->bins[cls];
+      ps->bins[cls] = b->free_next;
+      if (!b->free_next)
+        ps->bin_map[w] &= ~(1ull << (cls % 64));
+      ps->cache_bytes -= b->size;
+      ps->cache_blocks--;
+      b->free_next = list;
+      list = b;
+    }
+  }
+  mr__spin_unlock(&ps->lock);
+  if (!list)
+    return;
+  pthread_mutex_lock(&p->mu);
+  mr__core_put(p, ps, list);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream *stream) {
+  mr__pool *p = self->state;
+  mr__blk *b;
+  mr_status st = mr__blockmap_claim(&p->map, (uintptr_t)ptr, size, &b);
+  if (MR_UNLIKELY(st != MR_OK))
+    return free_error(p, ptr, size, st, b);
+  mr__pstream *ps = pstream_of(p, stream);
+  if (MR_UNLIKELY(!ps)) {
+    atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
+    return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
+                     p->name);
+  }
+  int direct, over = 0;
+  mr__spin_lock(&ps->lock);
+  ps->frees++;
+  ps->live--;
+  account(p, ps, -(int64_t)b->size, -(int64_t)b->requested);
+  b->owner = ps;
+  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
+  direct = b->size > p->opt.front_cache_bytes;
+  if (!direct) {
+    unsigned cls = mr__tlsf_class(b->size);
+    b->free_next = ps->bins[cls];
+    ps->bins[cls] = b;
+    ps->bin_map[cls / 64] |= 1ull << (cls % 64);
+    ps->cache_bytes += b->size;
+    ps->cache_blocks++;
+    over = ps->cache_bytes > p->opt.front_cache_bytes;
+  }
+  mr__spin_unlock(&ps->lock);
+  if (direct) {
+    b->free_next = NULL;
+    pthread_mutex_lock(&p->mu);
+    mr__core_put(p, ps, b);
+    pthread_mutex_unlock(&p->mu);
+  } else if (over) {
+    evict(p, ps);
+  }
+  return MR_OK;
+}
+
+/* ---- trim, stats, destroy -------------------------------------------------------------------- */
+
+static mr_status pool_trim(mr_allocator *self, size_t keep) {
+  mr__pool *p = self->state;
+  pthread_mutex_lock(&p->mu);
+  mr_status st = mr__core_trim(p, keep);
+  pthread_mutex_unlock(&p->mu);
+  return st;
+}
+
+static void sum_stream(mr_stats *s, mr__pstream *ps) {
+  s->allocs += ps->allocs;
+  s->frees += ps->frees;
+  s->cache_hits += ps->cache_hits;
+  s->failed_allocs += ps->failed;
+}
+
+static mr_status pool_stats(mr_allocator *self, mr_stats *s) {
+  mr__pool *p = self->state;
+  int64_t in_use = 0, requested = 0, live = 0;
+  pthread_mutex_lock(&p->mu);
+  for (mr__pstream *ps = p->streams; ps; ps = ps->next) {
+    mr__spin_lock(&ps->lock);
+    sum_stream(s, ps);
+    in_use += ps->in_use;
+    requested += ps->requested;
+    live += ps->live;
+    mr__spin_unlock(&ps->lock);
+  }
+  s->bytes_in_use = (uint64_t)in_use;
+  s->bytes_requested = (uint64_t)requested;
+  s->live_blocks = (uint64_t)live;
+  s->peak_in_use = atomic_load(&p->g_peak_in_use);
+  if (s->peak_in_use < s->bytes_in_use)
+    s->peak_in_use = s->bytes_in_use;
+  s->peak_requested = atomic_load(&p->g_peak_requested);
+  if (s->peak_requested < s->bytes_requested)
+    s->peak_requested = s->bytes_requested;
+  s->bytes_reserved = p->reserved;
+  s->peak_reserved = p->peak_reserved;
+  s->upstream_allocs = p->upstream_allocs;
+  s->upstream_frees = p->upstream_frees;
+  s->splits = p->splits;
+  s->merges = p->merges;
+  s->oom_retries = p->oom_retries;
+  s->largest_free_block = mr__core_largest_free(p);
+  pthread_mutex_unlock(&p->mu);
+  return MR_OK;
+}
+
+static void pool_destroy(mr_allocator *self) {
+  mr__pool *p = self->state;
+  pthread_mutex_lock(&p->mu);
+  mr__core_destroy(p);
+  pthread_mutex_unlock(&p->mu);
+  mr__blockmap_destroy(&p->map);
+  pthread_mutex_destroy(&p->mu);
+  mr_allocator_release(p->upstream);
+  free(p);
+}
+
+static const mr_allocator_ops k_pool_ops = {
+    .version = MR_ALLOCATOR_OPS_VERSION,
+    .alloc = pool_alloc,
+    .free = pool_free,
+    .trim = pool_trim,
+    .stats = pool_stats,
+    .destroy = pool_destroy,
+};
+
+/* ---- public API ------------------------------------------------------------------------------ */
+
+static mr__pool *pool_of(mr_allocator *a, const char *what) {
+  if (!a || a->ops != &k_pool_ops) {
+    mr__error(MR_ERR_INVALID_ARG, "%s: '%s' is not a caching pool", what, a ? a->name : "(null)");
+    return NULL;
+  }
+  return a->state;
+}
+
+static mr_status resolve_options(mr_caching_pool_options *o, const mr_caching_pool_options *in,
+                                 mr_allocator *upstream) {
+  if (in)
+    *o = *in;
+  else
+    memset(o, 0, sizeof *o);
+  if (!o->alignment)
+    o->alignment = 256;
+  if (!o->small_limit)
+    o->small_limit = MIB;
+  if (!o->small_segment)
+    o->small_segment = 2 * MIB;
+  if (!o->large_segment_min)
+    o->large_segment_min = 20 * MIB;
+  if (!o->front_cache_bytes)
+    o->front_cache_bytes = 32 * MIB;
+  if (!o->stats_slack)
+    o->stats_slack = MIB;
+  if (!mr__is_pow2(o->alignment) || o->alignment < 16 || o->alignment > 2 * MIB)
+    return mr__error(MR_ERR_INVALID_ARG,
+                     "caching pool: alignment %zu must be a power of two in [16, 2 MiB]",
+                     o->alignment);
+  if (o->small_limit > o->small_segment || o->small_segment % o->alignment)
+    return mr__error(MR_ERR_INVALID_ARG,
+                     "caching pool: small_limit %zu must be <= small_segment %zu, a multiple of "
+                     "the alignment %zu",
+                     o->small_limit, o->small_segment, o->alignment);
+  if ((unsigned)o->cross_stream >= MR_CROSS_STREAM_POLICY_COUNT_ ||
+      (unsigned)o->growth >= MR_GROWTH_COUNT_)
+    return mr__error(MR_ERR_INVALID_ARG, "caching pool: bad cross_stream (%d) or growth (%d)",
+                     (int)o->cross_stream, (int)o->growth);
+  if (o->maximum_reserve && o->initial_reserve > o->maximum_reserve)
+    return mr__error(MR_ERR_INVALID_ARG,
+                     "caching pool: initial_reserve %zu is above maximum_reserve %zu",
+                     o->initial_reserve, o->maximum_reserve);
+  (void)upstream;
+  return MR_OK;
+}
+
+mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
+                                 const mr_caching_pool_options *opts) {
+  if (!out)
+    return mr__error(MR_ERR_INVALID_ARG, "mr_caching_pool_create: out is NULL");
+  *out = NULL;
+  if (!upstream)
+    return mr__error(MR_ERR_INVALID_ARG, "mr_caching_pool_create: upstream is NULL");
+  mr__pool *p = calloc(1, sizeof *p);
+  if (!p)
+    return mr__error(MR_ERR_OUT_OF_MEMORY, "mr_caching_pool_create: no host memory");
+  mr_status st = resolve_options(&p->opt, opts, upstream);
+  if (st == MR_OK)
+    st = mr__blockmap_init(&p->map);
+  if (st != MR_OK) {
+    free(p);
+    return st;
+  }
+  pthread_mutex_init(&p->mu, NULL);
+  p->uid = atomic_fetch_add(&g_pool_uid, 1);
+  p->upstream = mr_allocator_retain(upstream);
+  mr__tlsf_init(&p->settled[0]);
+  mr__tlsf_init(&p->settled[1]);
+  snprintf(p->name, sizeof p->name, "%s", "");
+  if (p->opt.name)
+    snprintf(p->name, sizeof p->name, "%s", p->opt.name);
+  else
+    snprintf(p->name, sizeof p->name, "caching(%.38s)", upstream->name);
+  p->opt.name = NULL;
+  p->host_ps = mr__pool_stream_new(p, NULL);
+  mr_allocator *a = NULL;
+  if (!p->host_ps)
+    st = mr__error(MR_ERR_OUT_OF_MEMORY, "mr_caching_pool_create: no host memory");
+  else
+    st = mr_allocator_create(&a, &k_pool_ops, p, upstream->device, p->name, NULL);
+  if (st == MR_OK && p->opt.initial_reserve) {
+    void *ptr;
+    size_t keep = p->opt.front_cache_bytes;
+    p->opt.front_cache_bytes = 0; /* straight back to the core */
+    st = mr_alloc(a, p->opt.initial_reserve, &ptr);
+    if (st == MR_OK) {
+      mr__blk *b = mr__blockmap_find(&p->map, (uintptr_t)ptr);
+      st = mr_free(a, ptr, p->opt.initial_reserve);
+      (void)b;
+    }
+    p->opt.front_cache_bytes = keep;
+  }
+  if (st != MR_OK) {
+    if (a) {
+      mr_allocator_release(a);
+    } else {
+      pthread_mutex_lock(&p->mu);
+      mr__core_destroy(p);
+      pthread_mutex_unlock(&p->mu);
+      mr__blockmap_destroy(&p->map);
+      pthread_mutex_destroy(&p->mu);
+      mr_allocator_release(p->upstream);
+      free(p);
+    }
+    return st;
+  }
+  *out = a;
+  return MR_OK;
+}
+
+mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream, mr_stats *out) {
+  mr__pool *p = pool_of(pool, "mr_caching_pool_stream_stats");
+  if (!p)
+    return MR_ERR_INVALID_ARG;
+  if (!out || out->struct_size < 2 * sizeof(uint32_t))
+    return mr__error(
+        MR_ERR_INVALID_ARG,
+        "mr_caching_pool_stream_stats: out is NULL or not initialised (MR_STATS_INIT)");
+  mr_stats s = MR_STATS_INIT;
+  pthread_mutex_lock(&p->mu);
+  mr__pstream *ps = p->streams;
+  while (ps && !(stream ? ps->stream && ps->id == stream->id : !ps->stream))
+    ps = ps->next;
+  if (ps) {
+    mr__spin_lock(&ps->lock);
+    sum_stream(&s, ps);
+    s.bytes_in_use = ps->in_use > 0 ? (uint64_t)ps->in_use : 0;
+    s.bytes_requested = ps->requested > 0 ? (uint64_t)ps->requested : 0;
+    s.live_blocks = ps->live > 0 ? (uint64_t)ps->live : 0;
+    s.peak_in_use = ps->peak_in_use;
+    s.peak_requested = ps->peak_requested;
+    mr__spin_unlock(&ps->lock);
+    s.largest_free_block = mr__tlsf_largest(&ps->pending[0]);
+    size_t l = mr__tlsf_largest(&ps->pending[1]);
+    if (l > s.largest_free_block)
+      s.largest_free_block = l;
+  }
+  pthread_mutex_unlock(&p->mu);
+  mr__stats_copy_out(out, &s);
+  return MR_OK;
+}
+
+mr_status mr_caching_pool_validate(mr_allocator *pool) {
+  mr__pool *p = pool_of(pool, "mr_caching_pool_validate");
+  if (!p)
+    return MR_ERR_INVALID_ARG;
+  pthread_mutex_lock(&p->mu);
+  for (mr__pstream *ps = p->streams; ps; ps = ps->next)
+    mr__spin_lock(&ps->lock);
+  mr_status st = mr__core_validate(p);
+  for (mr__pstream *ps = p->streams; ps; ps = ps->next)
+    mr__spin_unlock(&ps->lock);
+  pthread_mutex_unlock(&p->mu);
+  return st;
+}

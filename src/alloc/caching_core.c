@@ -1,0 +1,877 @@
+/* The caching pool's shared structure, under the pool's mutex: segments from upstream, blocks
+ * that tile them, the settled index (free blocks any stream may take), each stream's pending
+ * index (blocks freed on that stream whose free event is not known complete: the stream itself
+ * may reuse them at once), batches of pending blocks that share one event, and the way back to
+ * upstream (growth, out-of-memory release, trim).
+ *
+ * Lock order: pool mutex -> a stream's front-cache spinlock -> a block-map shard spinlock. */
+#include "caching_internal.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SMALL 0
+#define LARGE 1
+#define MIB ((size_t)1 << 20)
+
+/* ---- block structs --------------------------------------------------------------------------- */
+
+static mr__blk *blk_new(mr__pool *p) {
+  if (!p->spare) {
+    enum { N = 256 };
+    if (p->nslabs == p->cap_slabs) {
+      size_t cap = p->cap_slabs ? p->cap_slabs * 2 : 16;
+      void **s = realloc(p->slabs, cap * sizeof *s);
+      if (!s)
+        return NULL;
+      p->slabs = s;
+      p->cap_slabs = cap;
+    }
+    mr__blk *slab = calloc(N, sizeof *slab);
+    if (!slab)
+      return NULL;
+    p->slabs[p->nslabs++] = slab;
+    for (int i = 0; i < N; i++) {
+      atomic_init(&slab[i].state, MR__SPARE);
+      slab[i].free_next = p->spare;
+      p->spare = &slab[i];
+    }
+  }
+  mr__blk *b = p->spare;
+  p->spare = b->free_next;
+  memset(b, 0, sizeof *b);
+  atomic_init(&b->state, MR__SPARE);
+  return b;
+}
+
+static void blk_free(mr__pool *p, mr__blk *b) {
+  atomic_store_explicit(&b->state, MR__SPARE, memory_order_relaxed);
+  b->free_next = p->spare;
+  p->spare = b;
+}
+
+static inline unsigned state_of(const mr__blk *b) {
+  return atomic_load_explicit(&b->state, memory_order_relaxed);
+}
+static inline void set_state(mr__blk *b, unsigned s) {
+  atomic_store_explicit(&b->state, (unsigned char)s, memory_order_relaxed);
+}
+
+/* ---- events and batches ---------------------------------------------------------------------- */
+
+static mr_event *event_take(mr__pool *p, mr_stream *s) {
+  for (size_t i = p->nevents; i-- > 0;) {
+    mr_event *e = p->events[i];
+    if (e->backend->ops == s->ops) {
+      p->events[i] = p->events[--p->nevents];
+      return e;
+    }
+  }
+  mr_event *e = NULL;
+  if (mr_event_create(&e, s) != MR_OK)
+    return NULL;
+  return e;
+}
+
+static void event_put(mr__pool *p, mr_event *e) {
+  if (!e)
+    return;
+  if (p->nevents == p->cap_events) {
+    size_t cap = p->cap_events ? p->cap_events * 2 : 16;
+    mr_event **n = realloc(p->events, cap * sizeof *n);
+    if (!n) {
+      mr_event_destroy(e);
+      return;
+    }
+    p->events = n;
+    p->cap_events = cap;
+  }
+  p->events[p->nevents++] = e;
+}
+
+static void batch_link(mr__batch *bt, mr__blk *b) {
+  b->batch = bt;
+  b->batch_prev = NULL;
+  b->batch_next = bt->head;
+  if (bt->head)
+    bt->head->batch_prev = b;
+  bt->head = b;
+  bt->count++;
+}
+
+static void batch_unlink(mr__blk *b) {
+  mr__batch *bt = b->batch;
+  if (b->batch_prev)
+    b->batch_prev->batch_next = b->batch_next;
+  else
+    bt->head = b->batch_next;
+  if (b->batch_next)
+    b->batch_next->batch_prev = b->batch_prev;
+  b->batch_prev = b->batch_next = NULL;
+  b->batch = NULL;
+  bt->count--;
+}
+
+static mr__batch *open_batch(mr__pool *p, mr__pstream *ps) {
+  if (!ps->open) {
+    mr__batch *bt = calloc(1, sizeof *bt);
+    if (!bt)
+      return NULL;
+    bt->seq = ++p->batch_seq;
+    ps->open = bt;
+  }
+  return ps->open;
+}
+
+/* Records the event that closes ps's open batch. On failure the batch stays open (its blocks
+ * stay the stream's own) and the status is returned. */
+static mr_status seal(mr__pool *p, mr__pstream *ps) {
+  mr__batch *bt = ps->open;
+  if (!bt || !ps->stream)
+    return MR_OK;
+  if (!bt->count) {
+    free(bt);
+    ps->open = NULL;
+    return MR_OK;
+  }
+  mr_event *e = event_take(p, ps->stream);
+  if (!e)
+    return mr_last_status();
+  mr_status st = mr_event_record(e, ps->stream);
+  if (st != MR_OK) {
+    event_put(p, e);
+    return st;
+  }
+  bt->event = e;
+  ps->open = NULL;
+  if (ps->sealed_tail)
+    ps->sealed_tail->next = bt;
+  else
+    ps->sealed_head = bt;
+  ps->sealed_tail = bt;
+  return MR_OK;
+}
+
+/* ---- indexes --------------------------------------------------------------------------------- */
+
+static mr__tlsf *index_of(mr__pool *p, mr__blk *b) {
+  return state_of(b) == MR__FREE ? &p->settled[b->small ? SMALL : LARGE]
+                                 : &b->owner->pending[b->small ? SMALL : LARGE];
+}
+
+/* Takes a FREE or PENDING block out of its index (and batch). */
+static void unindex(mr__pool *p, mr__blk *b) {
+  mr__tlsf_remove(index_of(p, b), b);
+  if (b->batch)
+    batch_unlink(b);
+}
+
+/* left absorbs its physical neighbour right (both out of every index). */
+static mr__blk *absorb(mr__pool *p, mr__blk *left, mr__blk *right) {
+  left->size += right->size;
+  left->phys_next = right->phys_next;
+  if (right->phys_next)
+    right->phys_next->phys_prev = left;
+  mr__blockmap_remove(&p->map, right);
+  blk_free(p, right);
+  p->merges++;
+  return left;
+}
+
+static void insert_settled(mr__pool *p, mr__blk *b) {
+  mr__blk *n = b->phys_prev;
+  if (n && state_of(n) == MR__FREE) {
+    unindex(p, n);
+    b = absorb(p, n, b);
+  }
+  n = b->phys_next;
+  if (n && state_of(n) == MR__FREE) {
+    unindex(p, n);
+    b = absorb(p, b, n);
+  }
+  set_state(b, MR__FREE);
+  b->owner = NULL;
+  mr__tlsf_insert(&p->settled[b->small ? SMALL : LARGE], b);
+}
+
+/* Files b (out of every index) as freed on ps, in batch bt (ps's open batch when NULL). It merges
+ * with settled neighbours and with ps's own pending ones; the merged block joins the newest of
+ * the batches involved (its event covers the others: same stream, recorded later). */
+static void insert_pending(mr__pool *p, mr__pstream *ps, mr__blk *b, mr__batch *bt) {
+  if (!ps->stream) {
+    insert_settled(p, b);
+    return;
+  }
+  if (!bt)
+    bt = open_batch(p, ps);
+  if (!bt) { /* no host memory for a batch: keep the block as the stream's own, unmerged */
+    insert_settled(p, b);
+    return;
+  }
+  for (int side = 0; side < 2; side++) {
+    mr__blk *n = side == 0 ? b->phys_prev : b->phys_next;
+    if (!n)
+      continue;
+    unsigned s = state_of(n);
+    if (s == MR__FREE || (s == MR__PENDING && n->owner == ps)) {
+      if (s == MR__PENDING && n->batch != bt && (bt->event && n->batch->seq > bt->seq))
+        bt = n->batch;
+      unindex(p, n);
+      b = side == 0 ? absorb(p, n, b) : absorb(p, b, n);
+    }
+  }
+  set_state(b, MR__PENDING);
+  b->owner = ps;
+  batch_link(bt, b);
+  mr__tlsf_insert(&ps->pending[b->small ? SMALL : LARGE], b);
+}
+
+/* Moves every block of a completed batch to the settled index. */
+static void settle_batch(mr__pool *p, mr__pstream *ps, mr__batch *bt) {
+  while (bt->head) {
+    mr__blk *b = bt->head;
+    batch_unlink(b);
+    mr__tlsf_remove(&ps->pending[b->small ? SMALL : LARGE], b);
+    insert_settled(p, b);
+  }
+  event_put(p, bt->event);
+  free(bt);
+}
+
+/* Settles ps's sealed batches in order while their events are complete (wait: synchronizes on
+ * them; an event that cannot be waited on stops there). */
+static void settle_stream(mr__pool *p, mr__pstream *ps, int wait) {
+  mr__batch *bt;
+  while ((bt = ps->sealed_head)) {
+    if (bt->count) {
+      bool done = false;
+      if (wait)
+        done = mr_event_synchronize(bt->event) == MR_OK;
+      else if (mr_event_query(bt->event, &done) != MR_OK)
+        done = false;
+      if (!done)
+        break;
+    }
+    ps->sealed_head = bt->next;
+    if (!ps->sealed_head)
+      ps->sealed_tail = NULL;
+    settle_batch(p, ps, bt);
+  }
+}
+
+static void settle_all(mr__pool *p, int wait) {
+  for (mr__pstream *ps = p->streams; ps; ps = ps->next)
+    settle_stream(p, ps, wait);
+}
+
+/* ---- front caches ---------------------------------------------------------------------------- */
+
+void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
+  while (list) {
+    mr__blk *b = list;
+    list = b->free_next;
+    b->free_next = NULL;
+    insert_pending(p, ps, b, NULL);
+  }
+}
+
+void mr__core_flush_cache(mr__pool *p, mr__pstream *ps) {
+  mr__blk *list = NULL;
+  mr__spin_lock(&ps->lock);
+  if (ps->cache_blocks) {
+    for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
+      while (ps->bin_map[w]) {
+        unsigned cls = w * 64 + (unsigned)__builtin_ctzll(ps->bin_map[w]);
+        mr__blk *b = ps->bins[cls];
+        while (b) {
+          mr__blk *next = b->free_next;
+          b->free_next = list;
+          list = b;
+          b = next;
+        }
+        ps->bins[cls] = NULL;
+        ps->bin_map[w] &= ps->bin_map[w] - 1;
+      }
+    }
+    ps->cache_bytes = 0;
+    ps->cache_blocks = 0;
+  }
+  mr__spin_unlock(&ps->lock);
+  mr__core_put(p, ps, list);
+}
+
+/* ---- segments -------------------------------------------------------------------------------- */
+
+static size_t round_to(size_t n, size_t a) { return mr__align_up(n, a); }
+
+static mr_status release_segment(mr__pool *p, mr__seg *s) {
+  mr__blk *b = s->first;
+  mr__tlsf_remove(&p->settled[s->small ? SMALL : LARGE], b);
+  mr__blockmap_remove(&p->map, b);
+  blk_free(p, b);
+  mr_status st = mr_free_async(p->upstream, s->up_ptr, s->up_size, NULL);
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    p->segs = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  p->nsegs--;
+  p->reserved -= s->up_size;
+  p->upstream_frees++;
+  free(s);
+  return st;
+}
+
+static int segment_is_free(const mr__seg *s) {
+  return !s->first->phys_next && state_of(s->first) == MR__FREE;
+}
+
+/* Returns wholly free settled segments upstream while more than `keep` bytes are reserved. */
+static size_t release_free_segments(mr__pool *p, size_t keep) {
+  size_t released = 0;
+  mr__seg *s = p->segs;
+  while (s && p->reserved > keep) {
+    mr__seg *next = s->next;
+    if (segment_is_free(s)) {
+      released += s->up_size;
+      release_segment(p, s);
+    }
+    s = next;
+  }
+  return released;
+}
+
+static size_t settled_bytes(const mr__pool *p) {
+  return p->settled[SMALL].bytes + p->settled[LARGE].bytes;
+}
+
+/* The release threshold: free settled segments beyond it go back upstream. */
+static void apply_threshold(mr__pool *p) {
+  size_t thr = p->opt.release_threshold;
+  if (!thr || settled_bytes(p) <= thr)
+    return;
+  for (mr__seg *s = p->segs, *next; s && settled_bytes(p) > thr; s = next) {
+    next = s->next;
+    if (segment_is_free(s))
+      release_segment(p, s);
+  }
+}
+
+static size_t segment_size(mr__pool *p, int kind, size_t rsize) {
+  if (kind == SMALL)
+    return p->opt.small_segment;
+  size_t need = round_to(rsize, 2 * MIB);
+  if (!need)
+    return 0;
+  size_t seg;
+  switch (p->opt.growth) {
+  case MR_GROWTH_EXACT:
+    seg = need;
+    break;
+  case MR_GROWTH_DOUBLE: {
+    size_t next = p->last_large ? p->last_large * 2 : p->opt.large_segment_min;
+    if (next > ((size_t)1 << 30))
+      next = (size_t)1 << 30;
+    seg = next > need ? next : need;
+    break;
+  }
+  default:
+    seg = p->opt.large_segment_min > need ? p->opt.large_segment_min : need;
+  }
+  return seg;
+}
+
+/* A new segment holding at least rsize, as one block out of every index; NULL with *st. */
+static mr__blk *grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t seg_size,
+                     mr_status *st) {
+  size_t align = p->opt.alignment;
+  if (!seg_size) {
+    *st = MR_ERR_OUT_OF_MEMORY;
+    return NULL;
+  }
+  if (p->opt.maximum_reserve && p->reserved + seg_size > p->opt.maximum_reserve) {
+    size_t least = kind == SMALL ? seg_size : round_to(rsize, align);
+    if (!least || p->reserved + least > p->opt.maximum_reserve) {
+      *st = mr__error(MR_ERR_OUT_OF_MEMORY,
+                      "a new segment of %zu bytes would pass the maximum reserve", least);
+      return NULL;
+    }
+    seg_size = least;
+  }
+  mr__seg *s = calloc(1, sizeof *s);
+  mr__blk *b = blk_new(p);
+  if (!s || !b) {
+    free(s);
+    if (b)
+      blk_free(p, b);
+    *st = mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for bookkeeping",
+                    p->name);
+    return NULL;
+  }
+  void *ptr = NULL;
+  size_t ask = seg_size;
+  *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
+  if (*st == MR_OK && ((uintptr_t)ptr & (align - 1))) {
+    /* upstream aligns less than the pool: ask again with room to align */
+    mr_free_async(p->upstream, ptr, ask, ps->stream);
+    ptr = NULL;
+    ask = seg_size + align;
+    *st =
+        ask < seg_size ? MR_ERR_OUT_OF_MEMORY : mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
+  }
+  if (*st != MR_OK) {
+    free(s);
+    blk_free(p, b);
+    return NULL;
+  }
+  s->up_ptr = ptr;
+  s->up_size = ask;
+  s->base = ((uintptr_t)ptr + align - 1) & ~(uintptr_t)(align - 1);
+  s->size = seg_size;
+  s->small = kind == SMALL;
+  s->first = b;
+  s->next = p->segs;
+  if (p->segs)
+    p->segs->prev = s;
+  p->segs = s;
+  p->nsegs++;
+  b->addr = s->base;
+  b->size = seg_size;
+  b->seg = s;
+  b->small = (unsigned char)s->small;
+  mr__blockmap_insert(&p->map, b);
+  p->reserved += ask;
+  if (p->reserved > p->peak_reserved)
+    p->peak_reserved = p->reserved;
+  p->upstream_allocs++;
+  if (kind == LARGE)
+    p->last_large = seg_size;
+  return b;
+}
+
+/* ---- allocation ------------------------------------------------------------------------------ */
+
+static mr__blk *find_fit(mr__pool *p, mr__pstream *ps, int kind, size_t rsize) {
+  mr__blk *a = mr__tlsf_find(&p->settled[kind], rsize);
+  mr__blk *b = ps->stream ? mr__tlsf_find(&ps->pending[kind], rsize) : NULL;
+  if (a && b)
+    return b->size <= a->size ? b : a;
+  return a ? a : b;
+}
+
+/* Under the wait policy: a block pending on another stream of the same backend, after making
+ * ps's stream wait on its batch's event. */
+static mr__blk *take_waiting(mr__pool *p, mr__pstream *ps, int kind, size_t rsize) {
+  for (mr__pstream *o = p->streams; o; o = o->next) {
+    if (o == ps || !o->stream || o->stream->ops != ps->stream->ops)
+      continue;
+    mr__blk *b = mr__tlsf_find(&o->pending[kind], rsize);
+    if (!b)
+      continue;
+    if (!b->batch->event && seal(p, o) != MR_OK)
+      continue;
+    if (mr_stream_wait_event(ps->stream, b->batch->event) != MR_OK)
+      continue;
+    return b;
+  }
+  return NULL;
+}
+
+/* Gives b (FREE, PENDING, or fresh from upstream: out of every index) to ps for `size` bytes,
+ * splitting off what it does not need. */
+static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize, size_t size) {
+  unsigned from = state_of(b);
+  mr__pstream *from_owner = b->owner;
+  mr__batch *from_batch = b->batch;
+  if (from == MR__FREE || from == MR__PENDING)
+    unindex(p, b);
+  b->requested = size;
+  b->owner = ps;
+  b->batch = NULL;
+  set_state(b, MR__LIVE); /* before the rest is filed, so the rest does not merge back into it */
+  if (b->size - rsize >= p->opt.alignment) {
+    mr__blk *r = blk_new(p);
+    if (r) {
+      r->addr = b->addr + rsize;
+      r->size = b->size - rsize;
+      r->seg = b->seg;
+      r->small = b->small;
+      r->phys_prev = b;
+      r->phys_next = b->phys_next;
+      if (b->phys_next)
+        b->phys_next->phys_prev = r;
+      b->phys_next = r;
+      b->size = rsize;
+      mr__blockmap_insert(&p->map, r);
+      p->splits++;
+      if (from == MR__FREE)
+        insert_settled(p, r);
+      else if (from == MR__PENDING)
+        insert_pending(p, from_owner, r, from_batch && from_batch->head ? from_batch : NULL);
+      else /* a new segment: its rest is the requesting stream's until an event says otherwise */
+        insert_pending(p, ps, r, NULL);
+    }
+  }
+}
+
+static void flush_and_seal_others(mr__pool *p, mr__pstream *ps) {
+  for (mr__pstream *o = p->streams; o; o = o->next) {
+    if (o == ps)
+      continue;
+    mr__core_flush_cache(p, o);
+    seal(p, o);
+  }
+}
+
+/* Everything cached goes back: caches flushed, batches sealed and settled (waiting on their
+ * events if `wait`), wholly free segments returned upstream. */
+static void release_cached(mr__pool *p, int wait) {
+  for (mr__pstream *o = p->streams; o; o = o->next) {
+    mr__core_flush_cache(p, o);
+    seal(p, o);
+  }
+  settle_all(p, wait);
+  release_free_segments(p, 0);
+}
+
+static mr__blk *try_grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, mr_status *st) {
+  mr__blk *b = grow(p, ps, kind, rsize, segment_size(p, kind, rsize), st);
+  if (!b && kind == LARGE && *st == MR_ERR_OUT_OF_MEMORY) /* a smaller segment may still fit */
+    b = grow(p, ps, kind, rsize, round_to(rsize, 2 * MIB), st);
+  return b;
+}
+
+mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize, mr__blk **out,
+                         int *from_upstream) {
+  int kind = rsize > p->opt.small_limit ? LARGE : SMALL;
+  mr_status st = MR_OK;
+  *from_upstream = 0;
+  mr__blk *b = find_fit(p, ps, kind, rsize);
+  if (!b) {
+    settle_all(p, 0);
+    b = find_fit(p, ps, kind, rsize);
+  }
+  if (!b) { /* the stream's own cache may hold neighbours that merge into a fit */
+    mr__core_flush_cache(p, ps);
+    b = find_fit(p, ps, kind, rsize);
+  }
+  if (!b && p->opt.cross_stream != MR_CROSS_STREAM_NONE) {
+    flush_and_seal_others(p, ps);
+    settle_all(p, 0);
+    b = find_fit(p, ps, kind, rsize);
+    if (!b && p->opt.cross_stream == MR_CROSS_STREAM_WAIT && ps->stream)
+      b = take_waiting(p, ps, kind, rsize);
+  }
+  if (!b) {
+    b = try_grow(p, ps, kind, rsize, &st);
+    if (b)
+      *from_upstream = 1;
+  }
+  if (!b) { /* out of memory upstream: give back what is cached, then what must be waited for */
+    for (int wait = 0; wait < 2 && !b; wait++) {
+      release_cached(p, wait);
+      p->oom_retries++;
+      b = find_fit(p, ps, kind, rsize);
+      if (!b) {
+        b = try_grow(p, ps, kind, rsize, &st);
+        if (b)
+          *from_upstream = 1;
+      }
+    }
+  }
+  if (!b) {
+    char why[200];
+    snprintf(why, sizeof why, "%s", mr_last_error());
+    p->core_failed++;
+    size_t in_use = 0;
+    for (mr__seg *s = p->segs; s; s = s->next)
+      for (mr__blk *x = s->first; x; x = x->phys_next)
+        if (state_of(x) == MR__LIVE)
+          in_use += x->size;
+    return mr__error(st == MR_OK ? MR_ERR_OUT_OF_MEMORY : st,
+                     "caching pool '%s': cannot allocate %zu bytes: reserved %" PRIu64
+                     " bytes, in use %zu, free in pool %zu, largest free block %zu, maximum "
+                     "reserve %zu (0: none); upstream '%s': %s",
+                     p->name, size, p->reserved, in_use, (size_t)(p->reserved - in_use),
+                     mr__core_largest_free(p), p->opt.maximum_reserve,
+                     mr_allocator_name(p->upstream), why);
+  }
+  carve(p, ps, b, rsize, size);
+  apply_threshold(p);
+  *out = b;
+  return MR_OK;
+}
+
+/* ---- trim, statistics, destroy, validate ----------------------------------------------------- */
+
+mr_status mr__core_trim(mr__pool *p, size_t keep) {
+  for (mr__pstream *o = p->streams; o; o = o->next) {
+    mr__core_flush_cache(p, o);
+    seal(p, o);
+  }
+  settle_all(p, 0);
+  for (mr__seg *s = p->segs, *next; s && p->reserved > keep; s = next) {
+    next = s->next;
+    if (segment_is_free(s)) {
+      mr_status st = release_segment(p, s);
+      if (st != MR_OK)
+        return st;
+    }
+  }
+  return MR_OK;
+}
+
+size_t mr__core_largest_free(mr__pool *p) {
+  size_t best = 0;
+  for (int k = 0; k < 2; k++) {
+    size_t l = mr__tlsf_largest(&p->settled[k]);
+    if (l > best)
+      best = l;
+    for (mr__pstream *o = p->streams; o; o = o->next) {
+      l = mr__tlsf_largest(&o->pending[k]);
+      if (l > best)
+        best = l;
+    }
+  }
+  return best;
+}
+
+void mr__core_destroy(mr__pool *p) {
+  uint64_t live = 0, live_bytes = 0;
+  for (mr__seg *s = p->segs; s; s = s->next)
+    for (mr__blk *b = s->first; b; b = b->phys_next)
+      if (state_of(b) == MR__LIVE || state_of(b) == MR__FREEING) {
+        live++;
+        live_bytes += b->size;
+      }
+  for (mr__pstream *o = p->streams; o; o = o->next) {
+    mr__core_flush_cache(p, o);
+    seal(p, o);
+  }
+  settle_all(p, 1); /* wait for the work on every block before giving it back */
+  mr_status first_err = MR_OK;
+  while (p->segs) {
+    mr__seg *s = p->segs;
+    p->segs = s->next;
+    mr_status st = mr_free_async(p->upstream, s->up_ptr, s->up_size, NULL);
+    if (st != MR_OK && first_err == MR_OK)
+      first_err = st;
+    p->upstream_frees++;
+    free(s);
+  }
+  p->reserved = 0;
+  mr__pstream *o = p->streams;
+  while (o) {
+    mr__pstream *next = o->next;
+    for (mr__batch *bt = o->sealed_head, *nb; bt; bt = nb) {
+      nb = bt->next;
+      event_put(p, bt->event);
+      free(bt);
+    }
+    free(o->open);
+    mr_stream_release(o->stream);
+    free(o);
+    o = next;
+  }
+  p->streams = NULL;
+  for (size_t i = 0; i < p->nevents; i++)
+    mr_event_destroy(p->events[i]);
+  free(p->events);
+  for (size_t i = 0; i < p->nslabs; i++)
+    free(p->slabs[i]);
+  free(p->slabs);
+  if (live)
+    mr__error(MR_ERR_LIVE_ALLOCATIONS,
+              "caching pool '%s' destroyed with %" PRIu64 " live blocks (%" PRIu64
+              " bytes); every segment was returned to '%s' anyway",
+              p->name, live, live_bytes, mr_allocator_name(p->upstream));
+  else if (first_err != MR_OK)
+    mr__error(first_err, "caching pool '%s': returning a segment to '%s' failed on destroy",
+              p->name, mr_allocator_name(p->upstream));
+}
+
+uint64_t mr__core_live_blocks(mr__pool *p) {
+  uint64_t n = 0;
+  for (mr__seg *s = p->segs; s; s = s->next)
+    for (mr__blk *b = s->first; b; b = b->phys_next)
+      n += state_of(b) == MR__LIVE;
+  return n;
+}
+
+static mr_status inconsistent(const char *name, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static mr_status inconsistent(const char *name, const char *fmt, ...) {
+  char what[300];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(what, sizeof what, fmt, ap);
+  va_end(ap);
+  return mr__error(MR_ERR_INVALID_ARG, "caching pool '%s' is inconsistent: %s", name, what);
+}
+
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond))                                                                                   \
+      return inconsistent(p->name, __VA_ARGS__);                                                   \
+  } while (0)
+
+static size_t count_index(const mr__tlsf *t, size_t *bytes) {
+  size_t n = 0;
+  *bytes = 0;
+  for (unsigned c = 0; c < MR_TLSF_CLASSES; c++) {
+    int bit = (t->sl_map[c / MR_TLSF_SL] >> (c % MR_TLSF_SL)) & 1;
+    if (bit != (t->heads[c] != NULL))
+      return SIZE_MAX;
+    for (mr__blk *b = t->heads[c]; b; b = b->free_next) {
+      if (b->cls != c || mr__tlsf_class(b->size) != c)
+        return SIZE_MAX;
+      n++;
+      *bytes += b->size;
+    }
+  }
+  for (unsigned fl = 0; fl < MR_TLSF_FL; fl++)
+    if (((t->fl_map >> fl) & 1) != (t->sl_map[fl] != 0))
+      return SIZE_MAX;
+  return n;
+}
+
+/* Called with the pool mutex and every stream's lock held. */
+mr_status mr__core_validate(mr__pool *p) {
+  size_t align = p->opt.alignment;
+  size_t nblocks = 0, nfree = 0, npending = 0, ncached = 0, nlive = 0;
+  uint64_t reserved = 0, live_bytes = 0;
+  size_t nsegs = 0;
+  for (mr__seg *s = p->segs; s; s = s->next) {
+    nsegs++;
+    reserved += s->up_size;
+    CHECK(s->base % align == 0, "segment %p misaligned", (void *)s->base);
+    CHECK(s->next == NULL || s->next->prev == s, "segment list links broken");
+    uintptr_t at = s->base;
+    mr__blk *prev = NULL;
+    for (mr__blk *b = s->first; b; prev = b, b = b->phys_next) {
+      nblocks++;
+      unsigned st = state_of(b);
+      CHECK(b->addr == at, "block %p does not follow its neighbour (expected %p)", (void *)b->addr,
+            (void *)at);
+      CHECK(b->phys_prev == prev, "block %p has a wrong left neighbour", (void *)b->addr);
+      CHECK(b->seg == s, "block %p names another segment", (void *)b->addr);
+      CHECK(b->size && b->size % align == 0, "block %p has size %zu", (void *)b->addr, b->size);
+      CHECK(b->small == s->small, "block %p small flag differs from its segment", (void *)b->addr);
+      CHECK(mr__blockmap_find(&p->map, b->addr) == b, "block %p missing from the block map",
+            (void *)b->addr);
+      switch (st) {
+      case MR__LIVE:
+        nlive++;
+        live_bytes += b->size;
+        CHECK(b->requested && b->requested <= b->size, "live block %p: requested %zu of %zu",
+              (void *)b->addr, b->requested, b->size);
+        break;
+      case MR__FREE:
+        nfree++;
+        CHECK(!b->batch, "settled block %p is in a batch", (void *)b->addr);
+        CHECK(!prev || state_of(prev) != MR__FREE, "settled blocks %p and %p were not merged",
+              (void *)prev->addr, (void *)b->addr);
+        break;
+      case MR__PENDING:
+        npending++;
+        CHECK(b->owner && b->batch, "pending block %p without owner or batch", (void *)b->addr);
+        break;
+      case MR__CACHED:
+        ncached++;
+        CHECK(b->owner, "cached block %p without owner", (void *)b->addr);
+        break;
+      default:
+        CHECK(0, "block %p in state %u", (void *)b->addr, st);
+      }
+      at += b->size;
+    }
+    CHECK(at == s->base + s->size, "blocks of segment %p cover %zu of %zu bytes", (void *)s->base,
+          (size_t)(at - s->base), s->size);
+  }
+  CHECK(nsegs == p->nsegs, "segment count %zu, recorded %zu", nsegs, p->nsegs);
+  CHECK(reserved == p->reserved, "reserved %" PRIu64 ", recorded %" PRIu64, reserved, p->reserved);
+  CHECK(mr__blockmap_count(&p->map) == nblocks, "block map holds %zu, segments %zu",
+        mr__blockmap_count(&p->map), nblocks);
+  size_t idx_free = 0, idx_pending = 0, idx_cached = 0, bytes;
+  for (int k = 0; k < 2; k++) {
+    size_t n = count_index(&p->settled[k], &bytes);
+    CHECK(n != SIZE_MAX && n == p->settled[k].count && bytes == p->settled[k].bytes,
+          "settled index %d disagrees with its bitmaps or counts", k);
+    idx_free += n;
+  }
+  int64_t in_use = 0, live = 0;
+  for (mr__pstream *o = p->streams; o; o = o->next) {
+    for (int k = 0; k < 2; k++) {
+      size_t n = count_index(&o->pending[k], &bytes);
+      CHECK(n != SIZE_MAX && n == o->pending[k].count && bytes == o->pending[k].bytes,
+            "pending index %d of stream %" PRIu64 " disagrees with its bitmaps or counts (%zu/%zu "
+            "blocks, %zu/%zu bytes)",
+            k, o->id, n, o->pending[k].count, bytes, o->pending[k].bytes);
+      for (unsigned c = 0; c < MR_TLSF_CLASSES; c++)
+        for (mr__blk *b = o->pending[k].heads[c]; b; b = b->free_next)
+          CHECK(state_of(b) == MR__PENDING && b->owner == o, "pending list holds a foreign block");
+      idx_pending += n;
+    }
+    size_t in_batches = 0;
+    for (mr__batch *bt = o->open; bt; bt = NULL) {
+      size_t c = 0;
+      for (mr__blk *b = bt->head; b; b = b->batch_next, c++)
+        CHECK(b->batch == bt && b->owner == o, "open batch holds a foreign block");
+      CHECK(c == bt->count, "open batch count %zu, holds %zu", bt->count, c);
+      in_batches += c;
+    }
+    for (mr__batch *bt = o->sealed_head; bt; bt = bt->next) {
+      size_t c = 0;
+      for (mr__blk *b = bt->head; b; b = b->batch_next, c++)
+        CHECK(b->batch == bt && b->owner == o, "sealed batch holds a foreign block");
+      CHECK(c == bt->count && bt->event, "sealed batch count %zu, holds %zu", bt->count, c);
+      in_batches += c;
+    }
+    CHECK(in_batches == o->pending[0].count + o->pending[1].count,
+          "stream %" PRIu64 ": %zu blocks in batches, %zu pending", o->id, in_batches,
+          o->pending[0].count + o->pending[1].count);
+    size_t cached = 0, cbytes = 0;
+    for (unsigned c = 0; c < MR_TLSF_CLASSES; c++) {
+      int bit = (int)((o->bin_map[c / 64] >> (c % 64)) & 1);
+      CHECK(bit == (o->bins[c] != NULL), "front cache bitmap of stream %" PRIu64 " is off", o->id);
+      for (mr__blk *b = o->bins[c]; b; b = b->free_next) {
+        CHECK(state_of(b) == MR__CACHED && b->owner == o, "front cache holds a foreign block");
+        CHECK(mr__tlsf_class(b->size) == c, "cached block in the wrong bin");
+        cached++;
+        cbytes += b->size;
+      }
+    }
+    CHECK(cached == o->cache_blocks && cbytes == o->cache_bytes,
+          "front cache of stream %" PRIu64 " counts %zu/%zu, holds %zu/%zu", o->id, o->cache_blocks,
+          o->cache_bytes, cached, cbytes);
+    idx_cached += cached;
+    in_use += o->in_use;
+    live += o->live;
+  }
+  CHECK(idx_free == nfree, "%zu settled blocks, %zu indexed", nfree, idx_free);
+  CHECK(idx_pending == npending, "%zu pending blocks, %zu indexed", npending, idx_pending);
+  CHECK(idx_cached == ncached, "%zu cached blocks, %zu in caches", ncached, idx_cached);
+  CHECK((uint64_t)in_use == live_bytes && (uint64_t)live == nlive,
+        "statistics say %" PRId64 " bytes in %" PRId64 " live blocks, segments hold %" PRIu64
+        " in %zu",
+        in_use, live, live_bytes, nlive);
+  return MR_OK;
+}
+
+mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s) {
+  mr__pstream *ps = calloc(1, sizeof *ps);
+  if (!ps)
+    return NULL;
+  mr__spin_init(&ps->lock);
+  ps->stream = mr_stream_retain(s);
+  ps->id = s ? s->id : 0;
+  mr__tlsf_init(&ps->pending[0]);
+  mr__tlsf_init(&ps->pending[1]);
+  ps->next = p->streams;
+  p->streams = ps;
+  return ps;
+}

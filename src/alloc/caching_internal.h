@@ -1,0 +1,157 @@
+/* The caching pool's structures, shared by caching.c (the front: per-stream caches, the API),
+ * caching_core.c (the shared structure: segments, TLSF indexes, batches, upstream) and
+ * blockmap.c (pointer -> block). */
+#ifndef MEMRES_ALLOC_CACHING_INTERNAL_H
+#define MEMRES_ALLOC_CACHING_INTERNAL_H
+
+#include "../common/spin.h"
+#include "internal.h"
+#include "tlsf.h"
+
+#include <pthread.h>
+
+/* Block states. A block is always in exactly one place:
+ *  LIVE    handed to a caller (in the block map, in no list);
+ *  CACHED  in its owner stream's front cache (reusable by that stream at once);
+ *  PENDING in its owner stream's pending index and in one of its batches: freed on that stream,
+ *          its free event not yet known complete; the owner may reuse it at once;
+ *  FREE    in the pool's settled index: usable by every stream;
+ *  FREEING claimed by a free in progress (between the block map and the front cache). */
+enum { MR__LIVE = 1, MR__FREEING, MR__CACHED, MR__PENDING, MR__FREE, MR__SPARE };
+
+struct mr__pstream;
+struct mr__batch;
+struct mr__seg;
+
+typedef struct mr__blk {
+  uintptr_t addr;
+  size_t size;      /* bytes of the block (a multiple of the pool's alignment) */
+  size_t requested; /* bytes asked for, while LIVE */
+  struct mr__blk *phys_prev, *phys_next; /* neighbours within the segment */
+  struct mr__blk *free_prev, *free_next; /* TLSF list, or the front-cache bin (next only) */
+  struct mr__blk *batch_prev, *batch_next;
+  struct mr__blk *hash_next; /* block map chain */
+  struct mr__seg *seg;
+  struct mr__pstream *owner; /* stream that holds it (LIVE: allocated on; else freed on) */
+  struct mr__batch *batch;   /* while PENDING */
+  _Atomic unsigned char state;
+  unsigned char small;
+  unsigned short cls; /* TLSF class while indexed */
+} mr__blk;
+
+typedef struct mr__seg {
+  uintptr_t base; /* aligned start */
+  size_t size;    /* usable bytes from base */
+  void *up_ptr;   /* what upstream returned */
+  size_t up_size; /* what was asked of upstream */
+  struct mr__seg *prev, *next;
+  mr__blk *first;
+  int small;
+} mr__seg;
+
+/* Blocks freed on one stream that share one completion event (recorded when the batch was
+ * sealed; NULL while open). */
+typedef struct mr__batch {
+  mr_event *event;
+  mr__blk *head;
+  size_t count;
+  uint64_t seq;
+  struct mr__batch *next;
+} mr__batch;
+
+#define MR__CACHE_BIN_WORDS (MR_TLSF_CLASSES / 64)
+
+/* One per stream the pool has seen (and one for host order: stream NULL). Lives until the pool
+ * is destroyed; retains its mr_stream. */
+typedef struct mr__pstream {
+  /* front: under `lock` */
+  mr__spin lock;
+  mr__blk *bins[MR_TLSF_CLASSES]; /* LIFO stacks through free_next */
+  uint64_t bin_map[MR__CACHE_BIN_WORDS];
+  size_t cache_bytes;
+  size_t cache_blocks;
+  int64_t in_use, requested;                 /* net bytes allocated minus freed on this stream */
+  int64_t pending_in_use, pending_requested; /* not yet added to the pool-wide counters */
+  uint64_t peak_in_use, peak_requested;
+  uint64_t allocs, frees, cache_hits, failed;
+  int64_t live;
+  /* core: under the pool's mutex */
+  mr_stream *stream; /* NULL: host order */
+  uint64_t id;
+  mr__tlsf pending[2]; /* [0] small, [1] large */
+  mr__batch *open;
+  mr__batch *sealed_head, *sealed_tail;
+  struct mr__pstream *next;
+} mr__pstream;
+
+typedef struct mr__blockmap_shard {
+  mr__spin lock;
+  mr__blk **buckets;
+  size_t mask; /* buckets - 1 */
+  size_t count;
+  char pad[64 - sizeof(mr__spin) - 3 * sizeof(size_t)];
+} mr__blockmap_shard;
+
+#define MR__MAP_SHARDS 64
+
+typedef struct mr__blockmap {
+  mr__blockmap_shard shards[MR__MAP_SHARDS];
+} mr__blockmap;
+
+mr_status mr__blockmap_init(mr__blockmap *m);
+void mr__blockmap_destroy(mr__blockmap *m);
+mr_status mr__blockmap_insert(mr__blockmap *m, mr__blk *b);
+void mr__blockmap_remove(mr__blockmap *m, mr__blk *b);
+/* Finds the block starting at addr and, if it is LIVE and `size` matches, moves it to FREEING,
+ * all under the shard's lock (so two frees of one pointer cannot both succeed). Returns the status
+ * of the check: MR_OK (claimed), MR_ERR_UNKNOWN_POINTER (no block starts there), MR_ERR_DOUBLE_FREE
+ * (not LIVE), MR_ERR_INVALID_ARG (size differs). *out is the block found (or NULL). */
+mr_status mr__blockmap_claim(mr__blockmap *m, uintptr_t addr, size_t size, mr__blk **out);
+size_t mr__blockmap_count(mr__blockmap *m);
+mr__blk *mr__blockmap_find(mr__blockmap *m, uintptr_t addr);
+
+typedef struct mr__pool {
+  pthread_mutex_t mu; /* the core */
+  mr_allocator *upstream;
+  mr_caching_pool_options opt;
+  uint64_t uid;
+  int null_stream_ok; /* upstream accepts a NULL stream */
+  /* core state */
+  mr__tlsf settled[2];
+  mr__seg *segs;
+  size_t nsegs;
+  mr__pstream *streams;
+  mr__pstream *host_ps; /* stream NULL */
+  uint64_t batch_seq;
+  mr_event **events; /* idle events, reused by batches */
+  size_t nevents, cap_events;
+  mr__blk *spare; /* block structs to reuse */
+  void **slabs;
+  size_t nslabs, cap_slabs;
+  size_t last_large;
+  /* core statistics */
+  uint64_t reserved, peak_reserved, upstream_allocs, upstream_frees, splits, merges, oom_retries;
+  uint64_t core_failed;
+  /* pool-wide counters, published by streams past the slack */
+  atomic_llong g_in_use, g_requested;
+  atomic_ullong g_peak_in_use, g_peak_requested;
+  mr__blockmap map;
+  char name[MR_NAME_MAX];
+} mr__pool;
+
+/* caching_core.c; all with p->mu held unless said otherwise */
+mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s);
+mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize, mr__blk **out,
+                         int *from_upstream);
+/* Takes blocks (CACHED state, out of every list) freed on ps into the core. */
+void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list);
+void mr__core_flush_cache(mr__pool *p, mr__pstream *ps);
+mr_status mr__core_trim(mr__pool *p, size_t keep);
+void mr__core_destroy(mr__pool *p);
+mr_status mr__core_validate(mr__pool *p);
+size_t mr__core_largest_free(mr__pool *p);
+uint64_t mr__core_live_blocks(mr__pool *p);
+
+/* caching.c */
+
+#endif
