@@ -6,7 +6,12 @@
  * (or none, for a NULL push), the high bits carry the tag of the guard that pushed it (0 for a
  * single push). A pop reads the top mask entry and undoes exactly that. The arrays grow by
  * doubling and never shrink, so after warm-up pushes and pops touch no lock and no malloc.
- * At thread exit a pthread key destructor releases whatever is still pushed. */
+ * At thread exit a pthread key destructor releases whatever is still pushed.
+ *
+ * References: every entry keeps its object alive until it is popped. Pushing the object that is
+ * already on top of the same stack takes no new reference (the entry is marked BORROWED): the
+ * entry below holds one and, the stacks being LIFO, is popped after it. That saves two atomic
+ * operations on the common re-push of the same stream. */
 #include "internal.h"
 
 #include <pthread.h>
@@ -25,13 +30,13 @@ enum {
   SLOT_STREAM = MR_KIND_COUNT_, /* slots 0..2 are the allocator kinds */
   SLOT_COUNT,
   SLOT_NONE = SLOT_COUNT, /* a mask entry that pushed nothing */
-  SLOT_BITS = 3,
-  SLOT_MASK = (1 << SLOT_BITS) - 1,
+  SLOT_MASK = 7,
+  BORROWED = 8, /* the entry holds no reference of its own */
+  TAG_SHIFT = 4,
 };
-_Static_assert(SLOT_NONE <= SLOT_MASK, "mask slot bits");
 
 #define INITIAL_CAP 16
-#define TAG_LIMIT (UINT64_MAX >> SLOT_BITS)
+#define TAG_LIMIT (UINT64_MAX >> TAG_SHIFT)
 
 typedef struct stack {
   void **items;
@@ -120,7 +125,23 @@ static inline ctx *ctx_get(void) {
   return c;
 }
 
+/* Reference counting inlined on the hot path (the objects' own retain/release are a call away in
+ * another file); the last release goes through the object's own release, which destroys it. */
+static inline atomic_long *refs_of(int slot, void *p) {
+  return slot == SLOT_STREAM ? &((mr_stream *)p)->refs : &((mr_allocator *)p)->refs;
+}
+
+static inline void retain_slot(int slot, void *p) {
+  atomic_fetch_add_explicit(refs_of(slot, p), 1, memory_order_relaxed);
+}
+
 static inline void release_slot(int slot, void *p) {
+  atomic_long *r = refs_of(slot, p);
+  if (MR_LIKELY(atomic_fetch_sub_explicit(r, 1, memory_order_acq_rel) != 1))
+    return;
+  /* Ours was the last reference, so nobody else can see the count: give it back and let the
+   * object's release do the last decrement and the destruction. */
+  atomic_store_explicit(r, 1, memory_order_relaxed);
   if (slot == SLOT_STREAM)
     mr_stream_release(p);
   else
@@ -137,7 +158,9 @@ static void thread_exit(void *arg) {
     int slot = (int)(old.mask[i] & SLOT_MASK);
     if (slot == SLOT_NONE || old.st[slot].len == 0)
       continue;
-    release_slot(slot, old.st[slot].items[--old.st[slot].len]);
+    void *p = old.st[slot].items[--old.st[slot].len];
+    if (!(old.mask[i] & BORROWED))
+      release_slot(slot, p);
   }
   for (int slot = 0; slot < SLOT_COUNT; slot++)
     while (old.st[slot].len)
@@ -206,13 +229,18 @@ size_t mr_context_alloc_depth(mr_kind kind) {
 /* ---- push and pop ------------------------------------------------------------------------------
  */
 
-/* Capacity is there: push one entry. */
+/* Capacity is there: push one entry, retaining what it pushed (unless already on top). */
 static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
+  uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
   if (slot != SLOT_NONE) {
     stack *s = &c->st[slot];
+    if (s->len && s->items[s->len - 1] == p)
+      e |= BORROWED;
+    else
+      retain_slot(slot, p);
     s->items[s->len++] = p;
   }
-  c->mask[c->depth++] = (tag << SLOT_BITS) | (uint64_t)slot;
+  c->mask[c->depth++] = e;
 }
 
 static inline void pop_raw(ctx *c) {
@@ -221,7 +249,8 @@ static inline void pop_raw(ctx *c) {
   if (slot != SLOT_NONE) {
     stack *s = &c->st[slot];
     void *p = s->items[--s->len];
-    release_slot(slot, p); /* last: the stacks are consistent if this re-enters */
+    if (!(e & BORROWED))
+      release_slot(slot, p); /* last: the stacks are consistent if this re-enters */
   }
 }
 
@@ -237,10 +266,6 @@ static mr_status push_one(int slot, void *p, const char *who) {
     if (!grow_mask(c, 1) || (slot != SLOT_NONE && !grow_stack(&c->st[slot], 1)))
       return no_memory(who, c->depth);
   }
-  if (slot == SLOT_STREAM)
-    mr_stream_retain(p);
-  else if (slot != SLOT_NONE)
-    mr_allocator_retain(p);
   push_raw(c, slot, p, 0);
   return MR_OK;
 }
@@ -310,44 +335,72 @@ mr_status mr__context_push_items(const mr_guard_item *items, size_t n, uint64_t 
     if (!reserve_items(c, items, n))
       return no_memory("mr_guard_push", c->depth);
   }
-  size_t b = c->depth;
+  const size_t b = c->depth;
   uint64_t t = c->next_tag++;
   if (MR_UNLIKELY(t > TAG_LIMIT || t == 0))
     t = c->next_tag = 1;
+  /* The depth lives in a local: stores to the mask (uint64_t) could alias c->depth (size_t). */
+  uint64_t *mask = c->mask;
+  size_t d = b;
   for (size_t i = 0; i < n; i++) {
     int slot = item_slot(&items[i]);
     if (MR_UNLIKELY(slot < 0)) {
+      c->depth = d;
       while (c->depth > b)
         pop_raw(c);
       return mr__error(MR_ERR_INVALID_ARG,
                        "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)",
                        i, (int)items[i].type);
     }
-    if (slot == SLOT_STREAM)
-      mr_stream_retain(items[i].ptr);
-    else if (slot != SLOT_NONE)
-      mr_allocator_retain(items[i].ptr);
-    push_raw(c, slot, items[i].ptr, t);
+    void *p = items[i].ptr;
+    uint64_t e = (t << TAG_SHIFT) | (uint64_t)slot;
+    if (slot != SLOT_NONE) {
+      stack *s = &c->st[slot];
+      size_t len = s->len;
+      if (len && s->items[len - 1] == p)
+        e |= BORROWED;
+      else
+        retain_slot(slot, p);
+      s->items[len] = p;
+      s->len = len + 1;
+    }
+    mask[d++] = e;
   }
+  c->depth = d;
   *tag = t;
   *base = b;
   return MR_OK;
 }
 
+static __attribute__((noinline)) mr_status order_error(size_t base, size_t n, size_t depth) {
+  return mr__error(MR_ERR_GUARD_ORDER,
+                   "guard pushed %zu entr%s at depth %zu popped at depth %zu%s: pop the guards "
+                   "and pushes above it first (stacks left as they were)",
+                   n, n == 1 ? "y" : "ies", base, depth,
+                   depth == base + n ? " over entries not its own (another thread's guard, "
+                                       "or its entries were popped)"
+                                     : "");
+}
+
 mr_status mr__context_pop_items(size_t base, size_t n, uint64_t tag) {
   ctx *c = ctx_get();
-  int ok = c->depth >= base && c->depth - base == n;
-  for (size_t i = 0; ok && i < n; i++)
-    ok = (c->mask[base + i] >> SLOT_BITS) == tag;
-  if (MR_UNLIKELY(!ok))
-    return mr__error(MR_ERR_GUARD_ORDER,
-                     "guard pushed %zu entr%s at depth %zu popped at depth %zu%s: pop the guards "
-                     "and pushes above it first (stacks left as they were)",
-                     n, n == 1 ? "y" : "ies", base, c->depth,
-                     c->depth == base + n ? " over entries not its own (another thread's guard, "
-                                            "or its entries were popped)"
-                                          : "");
-  while (c->depth > base)
-    pop_raw(c);
+  const size_t d = c->depth;
+  if (MR_UNLIKELY(d < base || d - base != n))
+    return order_error(base, n, d);
+  const uint64_t *mask = c->mask;
+  for (size_t i = base; i < d; i++)
+    if (MR_UNLIKELY((mask[i] >> TAG_SHIFT) != tag))
+      return order_error(base, n, d);
+  for (size_t i = d; i-- > base;) {
+    uint64_t e = mask[i];
+    int slot = (int)(e & SLOT_MASK);
+    c->depth = i; /* consistent before a release that may re-enter */
+    if (slot != SLOT_NONE) {
+      stack *s = &c->st[slot];
+      void *p = s->items[--s->len];
+      if (!(e & BORROWED))
+        release_slot(slot, p);
+    }
+  }
   return MR_OK;
 }

@@ -1,23 +1,31 @@
 /* Guards: push a set of streams and allocators, pop exactly them, in LIFO order. */
 #include "internal.h"
 
+/* The push, with its results in locals: callers build the guard with whole stores (a guard
+ * written field by field and then copied out as a whole stalls on store forwarding). */
+static inline mr_status push(const mr_guard_item *items, size_t n, size_t *base, uint64_t *tag) {
+  if (MR_UNLIKELY(!items && n))
+    return mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: items is NULL with n = %zu", n);
+  return mr__context_push_items(items, n, tag, base);
+}
+
 mr_status mr_guard_push(mr_guard *g, const mr_guard_item *items, size_t n) {
   if (MR_UNLIKELY(!g))
     return mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: guard is NULL");
-  g->active = 0;
-  g->base = 0;
-  g->count = 0;
-  g->tag = 0;
-  if (MR_UNLIKELY(!items && n))
-    return g->status =
-               mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: items is NULL with n = %zu", n);
-  mr_status st = mr__context_push_items(items, n, &g->tag, &g->base);
-  g->status = st;
-  if (MR_UNLIKELY(st != MR_OK))
-    return st;
-  g->count = n;
-  g->active = 1;
-  return MR_OK;
+  size_t base = 0;
+  uint64_t tag = 0;
+  mr_status st = push(items, n, &base, &tag);
+  int ok = st == MR_OK;
+  *g = (mr_guard){.base = base, .count = ok ? n : 0, .active = ok, .status = st, .tag = tag};
+  return st;
+}
+
+mr_guard mr__guard_begin(const mr_guard_item *items, size_t n) {
+  size_t base = 0;
+  uint64_t tag = 0;
+  mr_status st = push(items, n, &base, &tag);
+  int ok = st == MR_OK;
+  return (mr_guard){.base = base, .count = ok ? n : 0, .active = ok, .status = st, .tag = tag};
 }
 
 mr_status mr_guard_pop(mr_guard *g) {
@@ -30,12 +38,6 @@ mr_status mr_guard_pop(mr_guard *g) {
     return g->status = st;
   g->active = 0;
   return MR_OK;
-}
-
-mr_guard mr__guard_begin(const mr_guard_item *items, size_t n) {
-  mr_guard g;
-  mr_guard_push(&g, items, n);
-  return g;
 }
 
 void mr__guard_cleanup(mr_guard *g) {
