@@ -283,3 +283,24 @@ Test(context, many_threads_share_one_allocator) {
   mr_allocator_release(a);
   cr_expect_eq(atomic_load(&cs.destroyed), 1, "every thread's reference was released");
 }
+
+Test(context, a_repeated_push_keeps_the_object_alive_until_its_last_entry_pops) {
+  counting_state cs = {0};
+  flag_stream_state fs = {0};
+  mr_allocator *a;
+  mr_stream *s;
+  cr_assert_eq(counting_create(&a, &cs, mr_device_host(), NULL), MR_OK);
+  cr_assert_eq(flag_stream_create(&s, &fs), MR_OK);
+  MR_GUARD(g1, s, a);
+  cr_assert_eq(mr_context_push_alloc(a), MR_OK); /* the same object on top again */
+  cr_assert_eq(mr_context_push_stream(s), MR_OK);
+  mr_allocator_release(a);
+  mr_stream_release(s);
+  cr_assert_eq(mr_context_pop(), MR_OK);
+  cr_assert_eq(mr_context_pop(), MR_OK);
+  cr_expect_eq(mr_context_host_alloc(), a);
+  cr_expect_eq(mr_context_stream(), s);
+  cr_expect(!cs.destroyed && !fs.destroyed, "the lower entries still hold them");
+  cr_assert_eq(mr_guard_pop(&g1), MR_OK);
+  cr_expect(cs.destroyed && fs.destroyed, "the last entries released them");
+}
