@@ -1,0 +1,371 @@
+/* The caching pool on a real GPU (skipped without one): stream order checked with data, the
+ * WAIT policy, multi-stream stress, a pool over pinned memory, out of memory. Work on a stream is
+ * held back by a host function that spins on a gate the test opens, so "pending" is
+ * deterministic. MEMRES_TEST_OPS sets the stress ops per stream (default 4000). */
+#include "gpu.h"
+#include "pool_util.h"
+
+#include <memres/cuda.h>
+
+#include <criterion/criterion.h>
+
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define KiB ((size_t)1024)
+#define MiB ((size_t)1024 * 1024)
+
+static atomic_int g_gate; /* 0: closed */
+
+static void CUDART_CB wait_for_gate(void *arg) {
+  (void)arg;
+  while (!atomic_load(&g_gate))
+    sched_yield();
+}
+static void open_gate(void) { atomic_store(&g_gate, 1); }
+static void close_gate_on(mr_stream *s) {
+  atomic_store(&g_gate, 0);
+  cr_assert_eq(cudaLaunchHostFunc(mr_stream_cuda(s), wait_for_gate, NULL), cudaSuccess);
+}
+
+static void CUDART_CB spin_a_little(void *arg) {
+  volatile uint64_t n = (uint64_t)(uintptr_t)arg;
+  while (n)
+    n = n - 1;
+}
+
+/* A failed assertion must never leave a gate closed (the process could not exit). */
+static void teardown(void) { open_gate(); }
+
+TestSuite(cuda_pool, .init = require_gpu, .fini = teardown, .timeout = 120);
+
+static mr_allocator *device_upstream(void) {
+  mr_allocator *up = NULL;
+  mr_status st =
+      mr_device_allocator_create(&up, 0, &(mr_device_options){MR_DEVICE_DEFAULT_POOL, 0});
+  if (st != MR_OK) /* no mempool support: whatever the device offers */
+    st = mr_device_allocator_create(&up, 0, &(mr_device_options){MR_DEVICE_AUTO, 0});
+  cr_assert_eq(st, MR_OK, "device allocator: %s", mr_last_error());
+  return up;
+}
+
+static mr_allocator *make_pool(mr_allocator *up, mr_caching_pool_options o) {
+  mr_allocator *pool = NULL;
+  if (!o.stats_slack)
+    o.stats_slack = 1;
+  cr_assert_eq(mr_caching_pool_create(&pool, up, &o), MR_OK, "pool: %s", mr_last_error());
+  return pool;
+}
+
+static mr_stream *new_stream(void) {
+  mr_stream *s = NULL;
+  cr_assert_eq(mr_stream_create(&s, 0, 0), MR_OK, "%s", mr_last_error());
+  return s;
+}
+
+static void *alloc_ok(mr_allocator *pool, size_t size, mr_stream *s) {
+  void *p = NULL;
+  cr_assert_eq(mr_alloc_async(pool, size, s, &p), MR_OK, "alloc(%zu): %s", size, mr_last_error());
+  return p;
+}
+static void free_ok(mr_allocator *pool, void *p, size_t size, mr_stream *s) {
+  cr_assert_eq(mr_free_async(pool, p, size, s), MR_OK, "free(%zu): %s", size, mr_last_error());
+}
+
+/* Copy n bytes of device memory back and check every byte is v. */
+static int device_bytes_are(const void *dev, int v, size_t n) {
+  unsigned char *h = malloc(n);
+  cr_assert_not_null(h);
+  cr_assert_eq(cudaMemcpy(h, dev, n, cudaMemcpyDeviceToHost), cudaSuccess);
+  int ok = bytes_are(h, v, n);
+  free(h);
+  return ok;
+}
+
+/* ---- stream order with data ------------------------------------------------------------------ */
+
+/* A's block is written (0xAA) behind a closed gate, then freed on A. B asks for the same size:
+ * it must not get A's memory. B writes 0xBB to its block; after the gate opens, A's block holds
+ * 0xAA and B's 0xBB (if they aliased, A's late write would show in B's block). */
+static void blocked_stream_not_reused(mr_cross_stream_policy policy, size_t size) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.cross_stream = policy,
+                                                               .growth = MR_GROWTH_EXACT,
+                                                               .front_cache_bytes = SIZE_MAX});
+  mr_stream *a = new_stream(), *b = new_stream();
+  void *p = alloc_ok(pool, size, a);
+  cr_assert_eq(cudaMemsetAsync(p, 0x11, size, mr_stream_cuda(a)), cudaSuccess);
+  close_gate_on(a);
+  cr_assert_eq(cudaMemsetAsync(p, 0xAA, size, mr_stream_cuda(a)), cudaSuccess);
+  free_ok(pool, p, size, a);
+  void *q = alloc_ok(pool, size, b);
+  cr_expect_not(ranges_overlap(p, size, q, size), "B got A's block while A was blocked");
+  cr_assert_eq(cudaMemsetAsync(q, 0xBB, size, mr_stream_cuda(b)), cudaSuccess);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(b)), cudaSuccess);
+  open_gate();
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect(device_bytes_are(p, 0xAA, size), "A's block does not hold A's write");
+  cr_expect(device_bytes_are(q, 0xBB, size), "B's block was overwritten by A's pending work");
+  free_ok(pool, q, size, b);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
+Test(cuda_pool, events_blocked_stream_large) {
+  blocked_stream_not_reused(MR_CROSS_STREAM_EVENTS, 8 * MiB);
+}
+Test(cuda_pool, events_blocked_stream_small) {
+  blocked_stream_not_reused(MR_CROSS_STREAM_EVENTS, 64 * KiB);
+}
+Test(cuda_pool, none_blocked_stream) { blocked_stream_not_reused(MR_CROSS_STREAM_NONE, 8 * MiB); }
+
+/* Once A's event completed, B may take A's block (EVENTS). */
+Test(cuda_pool, events_reuse_after_completion) {
+  const size_t size = 8 * MiB;
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(
+      up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT, .front_cache_bytes = SIZE_MAX});
+  mr_stream *a = new_stream(), *b = new_stream();
+  void *p = alloc_ok(pool, size, a);
+  free_ok(pool, p, size, a);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  void *q = alloc_ok(pool, size, b);
+  cr_expect_eq(q, p, "B did not reuse A's completed block");
+  free_ok(pool, q, size, b);
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
+/* WAIT: B takes A's block at once, and B's later copy observes A's (gated) write. */
+Test(cuda_pool, wait_policy_orders_b_after_a) {
+  const size_t size = 4 * MiB;
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.cross_stream = MR_CROSS_STREAM_WAIT,
+                                                               .growth = MR_GROWTH_EXACT,
+                                                               .front_cache_bytes = SIZE_MAX});
+  mr_stream *a = new_stream(), *b = new_stream();
+  unsigned char *host = NULL;
+  cr_assert_eq(cudaMallocHost((void **)&host, size), cudaSuccess);
+  memset(host, 0, size);
+  void *p = alloc_ok(pool, size, a);
+  close_gate_on(a);
+  cr_assert_eq(cudaMemsetAsync(p, 0xAA, size, mr_stream_cuda(a)), cudaSuccess);
+  free_ok(pool, p, size, a);
+  void *q = alloc_ok(pool, size, b); /* A still blocked */
+  cr_expect_eq(q, p, "WAIT: B did not take A's block");
+  cr_assert_eq(cudaMemcpyAsync(host, q, size, cudaMemcpyDeviceToHost, mr_stream_cuda(b)),
+               cudaSuccess);
+  if (q == p)
+    cr_expect_eq(cudaStreamQuery(mr_stream_cuda(b)), cudaErrorNotReady,
+                 "B's copy ran before A's work: B was not made to wait");
+  open_gate();
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(b)), cudaSuccess);
+  if (q == p)
+    cr_expect(bytes_are(host, 0xAA, size), "B's copy did not observe A's write");
+  free_ok(pool, q, size, b);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_assert_eq(cudaFreeHost(host), cudaSuccess);
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
+Test(cuda_pool, same_stream_reuse) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream();
+  size_t sizes[] = {256, 4 * KiB, 3 * MiB};
+  for (int i = 0; i < 3; i++) {
+    void *p = alloc_ok(pool, sizes[i], a);
+    cr_expect_eq((uintptr_t)p % 256, 0);
+    free_ok(pool, p, sizes[i], a);
+    mr_stats before = pool_stats(pool);
+    void *q = alloc_ok(pool, sizes[i], a);
+    cr_expect_eq(q, p);
+    cr_expect_eq(pool_stats(pool).cache_hits, before.cache_hits + 1);
+    free_ok(pool, q, sizes[i], a);
+  }
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_allocator_release(up);
+}
+
+/* ---- stress ---------------------------------------------------------------------------------- */
+
+typedef struct live_blk {
+  void *p;
+  size_t size;
+  unsigned char pat;
+  int s;
+} live_blk;
+
+static void stress(mr_cross_stream_policy policy) {
+  enum { NS = 4, HOLD = 48 };
+  uint64_t ops = pool_test_ops(4000);
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.cross_stream = policy});
+  mr_stream *s[NS];
+  for (int i = 0; i < NS; i++)
+    s[i] = new_stream();
+  unsigned char *host = NULL;
+  const size_t max_check = 64 * KiB;
+  cr_assert_eq(cudaMallocHost((void **)&host, max_check), cudaSuccess);
+  live_blk live[NS * HOLD];
+  size_t n = 0;
+  pool_rng r;
+  pool_rng_seed(&r, pool_test_seed(99));
+  unsigned seq = 0;
+  for (uint64_t op = 0; op < ops * NS; op++) {
+    int si = (int)(op % NS);
+    cudaStream_t cs = mr_stream_cuda(s[si]);
+    if (pool_rng_below(&r, 50) == 0) /* make the stream lag */
+      cr_assert_eq(cudaLaunchHostFunc(cs, spin_a_little, (void *)(uintptr_t)20000), cudaSuccess);
+    if (n < NS * HOLD && pool_rng_below(&r, 2)) {
+      size_t size = pool_rng_below(&r, 20) ? 1 + pool_rng_below(&r, 32 * KiB)
+                                           : 32 * KiB + pool_rng_below(&r, 4 * MiB);
+      void *p = alloc_ok(pool, size, s[si]);
+      for (size_t k = 0; k < n; k++)
+        cr_assert_not(ranges_overlap(p, size, live[k].p, live[k].size), "overlap at op %llu",
+                      (unsigned long long)op);
+      unsigned char pat = (unsigned char)(1 + seq++ % 255);
+      cr_assert_eq(cudaMemsetAsync(p, pat, size, cs), cudaSuccess);
+      live[n++] = (live_blk){p, size, pat, si};
+    } else if (n) {
+      size_t k = pool_rng_below(&r, n);
+      live_blk bl = live[k];
+      cudaStream_t bs = mr_stream_cuda(s[bl.s]);
+      if (pool_rng_below(&r, 4) == 0) { /* check the pattern, on the block's stream */
+        size_t m = bl.size < max_check ? bl.size : max_check;
+        cr_assert_eq(cudaMemcpyAsync(host, bl.p, m, cudaMemcpyDeviceToHost, bs), cudaSuccess);
+        cr_assert_eq(cudaStreamSynchronize(bs), cudaSuccess);
+        cr_assert(bytes_are(host, bl.pat, m), "block %p (%zu) lost its pattern %#x at op %llu",
+                  bl.p, bl.size, bl.pat, (unsigned long long)op);
+      }
+      free_ok(pool, bl.p, bl.size, s[bl.s]);
+      live[k] = live[--n];
+    }
+  }
+  for (size_t k = 0; k < n; k++) {
+    size_t m = live[k].size < max_check ? live[k].size : max_check;
+    cudaStream_t bs = mr_stream_cuda(s[live[k].s]);
+    cr_assert_eq(cudaMemcpyAsync(host, live[k].p, m, cudaMemcpyDeviceToHost, bs), cudaSuccess);
+    cr_assert_eq(cudaStreamSynchronize(bs), cudaSuccess);
+    cr_assert(bytes_are(host, live[k].pat, m), "block lost its pattern at the end");
+    free_ok(pool, live[k].p, live[k].size, s[live[k].s]);
+  }
+  mr_stats st = pool_stats(pool);
+  cr_expect_eq(st.allocs, st.frees);
+  cr_expect_eq(st.bytes_in_use, 0);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  for (int i = 0; i < NS; i++)
+    cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(s[i])), cudaSuccess);
+  cr_expect_eq(mr_trim(pool, 0), MR_OK);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 0);
+  mr_allocator_release(pool);
+  for (int i = 0; i < NS; i++)
+    mr_stream_release(s[i]);
+  cr_assert_eq(cudaFreeHost(host), cudaSuccess);
+  mr_allocator_release(up);
+}
+
+Test(cuda_pool, stress_4_streams_events) { stress(MR_CROSS_STREAM_EVENTS); }
+Test(cuda_pool, stress_4_streams_wait) { stress(MR_CROSS_STREAM_WAIT); }
+
+/* ---- pinned upstream ---------------------------------------------------------------------------
+ */
+
+Test(cuda_pool, over_pinned_memory) {
+  mr_allocator *up = NULL;
+  cr_assert_eq(mr_pinned_allocator_create(&up, 0, NULL), MR_OK, "%s", mr_last_error());
+  mr_allocator *pool = make_pool(
+      up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT, .front_cache_bytes = SIZE_MAX});
+  cr_expect_eq(mr_allocator_device(pool).kind, MR_PINNED);
+  mr_stream *a = new_stream(), *b = new_stream();
+  const size_t size = 2 * MiB;
+  void *dev = NULL;
+  cr_assert_eq(cudaMalloc(&dev, size), cudaSuccess);
+  cr_assert_eq(cudaMemset(dev, 0xAA, size), cudaSuccess);
+  /* A's pending copy into its pinned block, behind a gate; then the block is freed on A. */
+  unsigned char *p = alloc_ok(pool, size, a);
+  memset(p, 0, size);
+  close_gate_on(a);
+  cr_assert_eq(cudaMemcpyAsync(p, dev, size, cudaMemcpyDeviceToHost, mr_stream_cuda(a)),
+               cudaSuccess);
+  free_ok(pool, p, size, a);
+  unsigned char *q = alloc_ok(pool, size, b);
+  cr_expect_not(ranges_overlap(p, size, q, size), "B got A's pinned block while A was blocked");
+  memset(q, 0xBB, size);
+  open_gate();
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect(bytes_are(p, 0xAA, size), "A's copy did not land in A's block");
+  cr_expect(bytes_are(q, 0xBB, size), "B's pinned block was overwritten by A's copy");
+  free_ok(pool, q, size, b);
+  /* many small staging buffers: cached, reused */
+  for (int i = 0; i < 1000; i++) {
+    unsigned char *t = alloc_ok(pool, 4 * KiB, a);
+    t[0] = (unsigned char)i;
+    free_ok(pool, t, 4 * KiB, a);
+  }
+  mr_stats st = pool_stats(pool);
+  cr_expect_geq(st.cache_hits, 999);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(cudaFree(dev), cudaSuccess);
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
+/* ---- out of memory -----------------------------------------------------------------------------
+ */
+
+Test(cuda_pool, maximum_reserve_oom_and_recovery) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(
+      up, (mr_caching_pool_options){.maximum_reserve = 64 * MiB, .growth = MR_GROWTH_EXACT});
+  mr_stream *a = new_stream();
+  void *p = alloc_ok(pool, 40 * MiB, a);
+  void *q = NULL;
+  cr_expect_eq(mr_alloc_async(pool, 40 * MiB, a, &q), MR_ERR_OUT_OF_MEMORY);
+  cr_expect_null(q);
+  cr_expect(strstr(mr_last_error(), "reserved") != NULL, "%s", mr_last_error());
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  free_ok(pool, p, 40 * MiB, a);
+  q = alloc_ok(pool, 40 * MiB, a);
+  cr_assert_eq(cudaMemsetAsync(q, 0, 40 * MiB, mr_stream_cuda(a)), cudaSuccess);
+  free_ok(pool, q, 40 * MiB, a);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect_leq(pool_stats(pool).peak_reserved, 64 * MiB);
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_allocator_release(up);
+}
+
+/* Larger than the GPU: upstream fails, the pool reports MR_ERR_OUT_OF_MEMORY and stays usable. */
+Test(cuda_pool, upstream_oom) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream();
+  void *keep = alloc_ok(pool, 1 * MiB, a);
+  void *p = NULL;
+  mr_status st = mr_alloc_async(pool, (size_t)1 << 44, a, &p); /* 16 TiB */
+  cr_expect_eq(st, MR_ERR_OUT_OF_MEMORY, "%s: %s", mr_status_str(st), mr_last_error());
+  cr_expect_null(p);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  p = alloc_ok(pool, 8 * MiB, a);
+  free_ok(pool, p, 8 * MiB, a);
+  free_ok(pool, keep, 1 * MiB, a);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_allocator_release(up);
+}
