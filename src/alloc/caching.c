@@ -376,7 +376,7 @@ mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
   *out = NULL;
   if (!upstream)
     return mr__error(MR_ERR_INVALID_ARG, "mr_caching_pool_create: upstream is NULL");
-  mr__pool *p = calloc(1, sizeof *p);
+  mr__pool *p = mr__calloc_aligned(sizeof *p);
   if (!p)
     return mr__error(MR_ERR_OUT_OF_MEMORY, "mr_caching_pool_create: no host memory");
   mr_status st = resolve_options(&p->opt, opts, upstream);

@@ -863,7 +863,7 @@ mr_status mr__core_validate(mr__pool *p) {
 }
 
 mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s) {
-  mr__pstream *ps = calloc(1, sizeof *ps);
+  mr__pstream *ps = mr__calloc_aligned(sizeof *ps);
   if (!ps)
     return NULL;
   mr__spin_init(&ps->lock);

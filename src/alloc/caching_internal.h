@@ -9,6 +9,18 @@
 #include "tlsf.h"
 
 #include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Zeroed memory aligned to a cache line (the pool and its per-stream states hold aligned
+ * members); free() releases it. */
+static inline void *mr__calloc_aligned(size_t size) {
+  size_t n = (size + 63) & ~(size_t)63;
+  void *p = aligned_alloc(64, n);
+  if (p)
+    memset(p, 0, n);
+  return p;
+}
 
 /* Block states. A block is always in exactly one place:
  *  LIVE    handed to a caller (in the block map, in no list);
@@ -65,7 +77,7 @@ typedef struct mr__batch {
  * is destroyed; retains its mr_stream. */
 typedef struct mr__pstream {
   /* front: under `lock` */
-  mr__spin lock;
+  _Alignas(64) mr__spin lock;
   mr__blk *bins[MR_TLSF_CLASSES]; /* LIFO stacks through free_next */
   uint64_t bin_map[MR__CACHE_BIN_WORDS];
   size_t cache_bytes;
@@ -85,11 +97,10 @@ typedef struct mr__pstream {
 } mr__pstream;
 
 typedef struct mr__blockmap_shard {
-  mr__spin lock;
+  _Alignas(64) mr__spin lock; /* one cache line a shard: frees on different threads don't meet */
   mr__blk **buckets;
   size_t mask; /* buckets - 1 */
   size_t count;
-  char pad[64 - sizeof(mr__spin) - 3 * sizeof(size_t)];
 } mr__blockmap_shard;
 
 #define MR__MAP_SHARDS 64
