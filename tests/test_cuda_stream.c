@@ -1,5 +1,15 @@
 /* CUDA streams and events on a real GPU (skipped without one). Work is held back with a host
  * function that waits on a gate the test opens, so "pending" is deterministic. */
+#if !MEMRES_HAVE_CUDA
+/* Built without CUDA: cuda.h cannot be included; the suite reports itself skipped. */
+#include "gpu.h"
+
+#include <criterion/criterion.h>
+
+TestSuite(cuda_stream, .init = require_gpu);
+Test(cuda_stream, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
+
+#else
 #include "gpu.h"
 
 #include <memres/cuda.h>
@@ -311,3 +321,5 @@ Test(cuda_stream, current_device_is_restored) {
   mr_stream_release(s);
   cr_assert_eq(current_device(), 1);
 }
+
+#endif /* MEMRES_HAVE_CUDA */
