@@ -1,0 +1,236 @@
+/* memres-bench: declarations shared by the benchmark's files.
+ *
+ * main.c        options, the driver (calibration, warm-up, repetitions), progress line
+ * workloads.c   pair, random, phases, streams, threads, context
+ * allocators.c  one small adapter per allocator, raw baselines included
+ * baselines_cuda.c / baselines_nocuda.c   the raw CUDA runtime calls (or their stand-ins)
+ * sysinfo.c     CPU, memory, commit
+ * report.c      the table, JSON, the SVG plot */
+#ifndef MEMRES_BENCH_H
+#define MEMRES_BENCH_H
+
+#include <memres/memres.h>
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#define BENCH_MIB ((size_t)1 << 20)
+#define BENCH_KIB ((size_t)1 << 10)
+#define BENCH_SETUP_LIMIT_MS 3000 /* a setup (the random fill) slower than this is skipped */
+
+/* ---- time and a seeded generator (xoshiro256**) -------------------------------------------- */
+static inline uint64_t bench_now_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct bench_rng {
+  uint64_t s[4];
+} bench_rng;
+
+static inline uint64_t bench_splitmix(uint64_t *x) {
+  uint64_t z = (*x += 0x9e3779b97f4a7c15u);
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9u;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebu;
+  return z ^ (z >> 31);
+}
+
+static inline void bench_rng_seed(bench_rng *r, uint64_t seed) {
+  for (int i = 0; i < 4; i++)
+    r->s[i] = bench_splitmix(&seed);
+}
+
+static inline uint64_t bench_rng_next(bench_rng *r) {
+  uint64_t *s = r->s;
+  uint64_t x = s[1] * 5;
+  uint64_t result = ((x << 7) | (x >> 57)) * 9;
+  uint64_t t = s[1] << 17;
+  s[2] ^= s[0];
+  s[3] ^= s[1];
+  s[1] ^= s[2];
+  s[0] ^= s[3];
+  s[2] ^= t;
+  s[3] = (s[3] << 45) | (s[3] >> 19);
+  return result;
+}
+
+/* Uniform in [lo, hi] (the modulo bias is below 2^-40 for the spans used here). */
+static inline uint64_t bench_rng_range(bench_rng *r, uint64_t lo, uint64_t hi) {
+  return lo + bench_rng_next(r) % (hi - lo + 1);
+}
+
+/* ---- streams: one per lane of a workload ----------------------------------------------------- */
+typedef struct bstream {
+  mr_stream *mr; /* memres stream (CUDA for GPU allocators, host for host ones), or NULL */
+  mr_event *ev;  /* memres event recorded when blocks are handed to another stream */
+  void *cu;      /* cudaStream_t of the raw cudaMallocAsync baseline */
+  void *cu_ev;   /* its cudaEvent_t */
+} bstream;
+
+/* ---- allocator adapters: every allocator driven through one small interface -------------------
+ */
+enum {
+  BA_GPU = 1u << 0,   /* needs a GPU */
+  BA_ASYNC = 1u << 1, /* stream-ordered on the GPU: each timed repetition ends with a device sync */
+  BA_POOL = 1u << 2,  /* a caching pool: report peak reserved over peak in use */
+};
+
+typedef struct balloc balloc;
+
+typedef struct balloc_desc {
+  const char *name;
+  const char *what; /* one line for --list */
+  mr_kind kind;     /* host allocators compare to malloc, pinned and device to cudaMallocAsync */
+  unsigned flags;
+  mr_status (*open)(balloc *a); /* a fresh allocator for each measurement */
+  void (*close)(balloc *a);
+  mr_status (*alloc)(balloc *a, size_t size, bstream *s, void **p);
+  mr_status (*free)(balloc *a, void *p, size_t size, bstream *s);
+  mr_status (*stream_open)(balloc *a, bstream *s);
+  void (*stream_close)(balloc *a, bstream *s);
+  /* Blocks freed on `from` are about to be allocated on `to`: an event on `from`, `to` waits. */
+  mr_status (*handoff)(balloc *a, bstream *from, bstream *to);
+  mr_status (*sync)(balloc *a); /* wait for all work the allocator queued (BA_ASYNC) */
+} balloc_desc;
+
+struct balloc {
+  const balloc_desc *d;
+  mr_allocator *mr;       /* the memres allocator measured; NULL for the raw baselines */
+  mr_allocator *upstream; /* a pool's upstream, held while the pool lives */
+};
+
+size_t bench_allocator_count(void);
+const balloc_desc *bench_allocator_at(size_t i);
+const balloc_desc *bench_allocator_find(const char *name);
+
+/* ---- raw CUDA runtime (baselines_cuda.c; baselines_nocuda.c answers MR_ERR_NO_DEVICE) -------- */
+/* Errors are recorded with mr_report_error, so mr_last_error() has the CUDA message. */
+bool bcu_built(void);
+mr_status bcu_malloc(size_t size, void **p);
+mr_status bcu_free(void *p);
+mr_status bcu_host_alloc(size_t size, void **p);
+mr_status bcu_free_host(void *p);
+mr_status bcu_async_init(void); /* device 0's default pool: release threshold UINT64_MAX */
+mr_status bcu_malloc_async(size_t size, void *stream, void **p);
+mr_status bcu_free_async(void *p, void *stream);
+mr_status bcu_stream_create(void **stream, void **event);
+void bcu_stream_destroy(void *stream, void *event);
+mr_status bcu_handoff(void *from, void *event, void *to);
+mr_status bcu_device_sync(void);
+mr_status bcu_trim_default_pool(void); /* synchronize, then hand the default pool's cache back */
+mr_status bcu_mem_info(uint64_t *free_bytes, uint64_t *total_bytes);
+void bcu_versions(int *driver, int *runtime);
+void bcu_device_name(char *buf, size_t len);
+
+/* ---- machine information (sysinfo.c) ------------------------------------------------------- */
+uint64_t bench_mem_available(void); /* MemAvailable from /proc/meminfo, bytes (0 if unknown) */
+void bench_cpu_model(char *buf, size_t len);
+int bench_cores(void);
+void bench_git_commit(char *buf, size_t len);
+
+/* ---- workloads ------------------------------------------------------------------------------ */
+typedef struct bench_opts {
+  bool sel_alloc[32];
+  bool sel_workload[16];
+  int reps;
+  uint64_t seed;
+  bool quick;
+  double rep_ms; /* target duration of one timed repetition */
+  const char *json;
+  const char *plot;
+  const char *alloc_arg;
+  const char *workload_arg;
+} bench_opts;
+
+typedef struct bench_case {
+  int wl;             /* index into the workload table */
+  char params[48];    /* as printed */
+  size_t p1, p2;      /* pair: size; random: N, max; phases/streams: -; threads: count; context */
+  uint64_t peak;      /* peak bytes the case may hold live (skip it above the allocator's cap) */
+  uint64_t max_iters; /* iterations per repetition, at most */
+} bench_case;
+
+typedef struct bench_run {
+  const bench_case *c;
+  balloc *a; /* NULL for workloads that use no allocator (context) */
+  uint64_t seed;
+  uint64_t deadline_ns;   /* setup gives up (skipped) past this */
+  void *st;               /* the workload's state */
+  uint64_t req, req_peak; /* bytes requested and live, and their peak (0: not tracked) */
+  bool skipped;           /* setup decided to skip; note says why */
+  char note[240];         /* a skip reason or an error's detail */
+} bench_run;
+
+typedef struct bench_workload {
+  const char *name;
+  const char *unit; /* one op is: */
+  const char *what; /* one line for --list */
+  bool per_allocator;
+  /* Fill `out` with the cases (at most cap); returns their number. */
+  size_t (*cases)(const bench_opts *o, int wl, bench_case *out, size_t cap);
+  mr_status (*setup)(bench_run *r);
+  /* One timed repetition of `iters` iterations; *ops = operations done (ns/op divides by it). */
+  mr_status (*rep)(bench_run *r, uint64_t iters, uint64_t *ops);
+  void (*teardown)(bench_run *r);
+} bench_workload;
+
+size_t bench_workload_count(void);
+const bench_workload *bench_workload_at(size_t i);
+int bench_workload_find(const char *name);
+/* Record the status and mr_last_error() of a failed call in r->note; returns st. */
+mr_status bench_fail(bench_run *r, mr_status st, const char *what);
+
+/* ---- results and their reports ------------------------------------------------------------- */
+typedef enum bench_outcome { BENCH_OK = 0, BENCH_SKIPPED, BENCH_ERROR } bench_outcome;
+
+#define BENCH_MAX_REPS 100
+
+typedef struct bench_result {
+  const bench_case *c;
+  const char *workload;
+  const char *unit;
+  const char *alloc; /* allocator name ("memres" for context) */
+  mr_kind kind;
+  unsigned flags;
+  bench_outcome outcome;
+  mr_status status;
+  char note[240];
+  uint64_t iters;                /* per repetition */
+  uint64_t ops;                  /* per repetition (of the median one) */
+  double med, min, max;          /* ns per op */
+  double rep_ns[BENCH_MAX_REPS]; /* ns per op of each repetition */
+  int reps;
+  int threads; /* threads workload: the thread count */
+  bool has_pool;
+  mr_stats stats; /* pools: statistics at the end of the measurement */
+  uint64_t req_peak;
+  /* filled by the report */
+  double ratio_base, ratio_pinned, speedup;
+  const char *base;
+} bench_result;
+
+typedef struct bench_machine {
+  char cpu[128];
+  int cores;
+  uint64_t mem_available;
+  int gpus;
+  char no_gpu[240]; /* why the GPU allocators did not run ("" if they did) */
+  char device[128];
+  int driver, runtime;
+  uint64_t gpu_free, gpu_total;
+  char commit[64];
+  double elapsed_s;
+} bench_machine;
+
+void bench_report_ratios(bench_result *r, size_t n);
+void bench_report_table(const bench_result *r, size_t n, const bench_machine *m);
+int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
+                      const bench_opts *o, int argc, char **argv);
+int bench_report_svg(const char *path, const bench_result *r, size_t n, const bench_machine *m);
+/* "256B", "64KiB", "4MiB" */
+void bench_fmt_bytes(char *buf, size_t len, uint64_t bytes);
+
+#endif
