@@ -237,10 +237,17 @@ Test(manual_stream, events_pending_until_completed) {
   cr_assert_eq(mr_event_query(e, &done), MR_OK);
   cr_assert(done);
   cr_assert_eq(mr_event_synchronize(e), MR_OK);
-  /* a new record is pending again */
+  /* an idle stream's new record is complete at once; once work is submitted it is pending */
+  cr_assert_eq(mr_event_record(e, s), MR_OK);
+  cr_assert_eq(mr_event_query(e, &done), MR_OK);
+  cr_assert(done);
+  manual_stream_submit(s);
   cr_assert_eq(mr_event_record(e, s), MR_OK);
   cr_assert_eq(mr_event_query(e, &done), MR_OK);
   cr_assert_not(done);
+  manual_stream_complete(s);
+  cr_assert_eq(mr_event_query(e, &done), MR_OK);
+  cr_assert(done);
   mr_event_destroy(e);
   cr_assert_eq(manual_stream_live_events(), live0);
   mr_stream_release(s);
