@@ -92,9 +92,10 @@ static int device_bytes_are(const void *dev, int v, size_t n) {
  * 0xAA and B's 0xBB (if they aliased, A's late write would show in B's block). */
 static void blocked_stream_not_reused(mr_cross_stream_policy policy, size_t size) {
   mr_allocator *up = device_upstream();
-  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.cross_stream = policy,
-                                                               .growth = MR_GROWTH_EXACT,
-                                                               .front_cache_bytes = SIZE_MAX});
+  mr_allocator *pool =
+      make_pool(up, (mr_caching_pool_options){.cross_stream = policy,
+                                              .growth = MR_GROWTH_EXACT,
+                                              .front_cache_bytes = 1 /* none in effect */});
   mr_stream *a = new_stream(), *b = new_stream();
   void *p = alloc_ok(pool, size, a);
   cr_assert_eq(cudaMemsetAsync(p, 0x11, size, mr_stream_cuda(a)), cudaSuccess);
@@ -129,8 +130,9 @@ Test(cuda_pool, none_blocked_stream) { blocked_stream_not_reused(MR_CROSS_STREAM
 Test(cuda_pool, events_reuse_after_completion) {
   const size_t size = 8 * MiB;
   mr_allocator *up = device_upstream();
-  mr_allocator *pool = make_pool(
-      up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT, .front_cache_bytes = SIZE_MAX});
+  mr_allocator *pool =
+      make_pool(up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT,
+                                              .front_cache_bytes = 1 /* none in effect */});
   mr_stream *a = new_stream(), *b = new_stream();
   void *p = alloc_ok(pool, size, a);
   free_ok(pool, p, size, a);
@@ -148,9 +150,10 @@ Test(cuda_pool, events_reuse_after_completion) {
 Test(cuda_pool, wait_policy_orders_b_after_a) {
   const size_t size = 4 * MiB;
   mr_allocator *up = device_upstream();
-  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.cross_stream = MR_CROSS_STREAM_WAIT,
-                                                               .growth = MR_GROWTH_EXACT,
-                                                               .front_cache_bytes = SIZE_MAX});
+  mr_allocator *pool =
+      make_pool(up, (mr_caching_pool_options){.cross_stream = MR_CROSS_STREAM_WAIT,
+                                              .growth = MR_GROWTH_EXACT,
+                                              .front_cache_bytes = 1 /* none in effect */});
   mr_stream *a = new_stream(), *b = new_stream();
   unsigned char *host = NULL;
   cr_assert_eq(cudaMallocHost((void **)&host, size), cudaSuccess);
@@ -286,8 +289,9 @@ Test(cuda_pool, stress_4_streams_wait) { stress(MR_CROSS_STREAM_WAIT); }
 Test(cuda_pool, over_pinned_memory) {
   mr_allocator *up = NULL;
   cr_assert_eq(mr_pinned_allocator_create(&up, 0, NULL), MR_OK, "%s", mr_last_error());
-  mr_allocator *pool = make_pool(
-      up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT, .front_cache_bytes = SIZE_MAX});
+  mr_allocator *pool =
+      make_pool(up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT,
+                                              .front_cache_bytes = 1 /* none in effect */});
   cr_expect_eq(mr_allocator_device(pool).kind, MR_PINNED);
   mr_stream *a = new_stream(), *b = new_stream();
   const size_t size = 2 * MiB;
