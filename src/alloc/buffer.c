@@ -174,6 +174,14 @@ mr_status mr_buffer_clear(mr_buffer *b) {
   mr_status st = pick_stream("mr_buffer_clear", b, NULL, &s);
   if (st != MR_OK)
     return st;
+  if (s && b->alloc->device.kind != MR_DEVICE && mr_stream_is_cuda(s)) {
+    /* cudaMemsetAsync cannot reach pageable (or pinned) host memory: wait for the stream's work
+     * before it, then clear on the host. */
+    st = mr_stream_synchronize(s);
+    s = NULL;
+    if (st != MR_OK)
+      return st;
+  }
   if (s)
     return mr_stream_fill(s, b->data, 0, b->bytes);
   memset(b->data, 0, b->bytes);
