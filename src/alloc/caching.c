@@ -186,7 +186,7 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, m
 /* Sends the largest cached blocks of ps to the core until its cache is at half its budget. */
 static void evict(mr__pool *p, mr__pstream *ps) {
   mr__blk *list = NULL;
-  size_t target = p->opt.front_cache_bytes / 2;
+  size_t target = p->cache_cap / 2;
   mr__spin_lock(&ps->lock);
   for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
     while (ps->bin_map[w] && ps->cache_bytes > target) {
@@ -228,7 +228,7 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   account(p, ps, -(int64_t)b->size, -(int64_t)b->requested);
   b->owner = ps;
   atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
-  direct = b->size > p->opt.front_cache_bytes;
+  direct = b->size > p->cache_cap;
   if (!direct) {
     unsigned cls = mr__tlsf_class(b->size);
     b->free_next = ps->bins[cls];
@@ -236,7 +236,7 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
     ps->bin_map[cls / 64] |= 1ull << (cls % 64);
     ps->cache_bytes += b->size;
     ps->cache_blocks++;
-    over = ps->cache_bytes > p->opt.front_cache_bytes;
+    over = ps->cache_bytes > p->cache_cap;
   }
   mr__spin_unlock(&ps->lock);
   if (direct) {
@@ -387,6 +387,7 @@ mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
     return st;
   }
   pthread_mutex_init(&p->mu, NULL);
+  p->cache_cap = p->opt.front_cache_bytes == SIZE_MAX ? 0 : p->opt.front_cache_bytes;
   p->uid = atomic_fetch_add(&g_pool_uid, 1);
   p->upstream = mr_allocator_retain(upstream);
   mr__tlsf_init(&p->settled[0]);
@@ -404,16 +405,9 @@ mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
   else
     st = mr_allocator_create(&a, &k_pool_ops, p, upstream->device, p->name, NULL);
   if (st == MR_OK && p->opt.initial_reserve) {
-    void *ptr;
-    size_t keep = p->opt.front_cache_bytes;
-    p->opt.front_cache_bytes = 0; /* straight back to the core */
-    st = mr_alloc(a, p->opt.initial_reserve, &ptr);
-    if (st == MR_OK) {
-      mr__blk *b = mr__blockmap_find(&p->map, (uintptr_t)ptr);
-      st = mr_free(a, ptr, p->opt.initial_reserve);
-      (void)b;
-    }
-    p->opt.front_cache_bytes = keep;
+    pthread_mutex_lock(&p->mu);
+    st = mr__core_reserve(p, p->opt.initial_reserve);
+    pthread_mutex_unlock(&p->mu);
   }
   if (st != MR_OK) {
     if (a) {

@@ -125,6 +125,7 @@ typedef struct mr__pool {
   pthread_mutex_t mu; /* the core */
   mr_allocator *upstream;
   mr_caching_pool_options opt;
+  size_t cache_cap; /* front cache budget per stream (0: no front cache) */
   uint64_t uid;
   int null_stream_ok; /* upstream accepts a NULL stream */
   /* core state */
@@ -150,6 +151,13 @@ typedef struct mr__pool {
   char name[MR_NAME_MAX];
 } mr__pool;
 
+static inline unsigned state_of(const mr__blk *b) {
+  return atomic_load_explicit(&b->state, memory_order_relaxed);
+}
+static inline void set_state(mr__blk *b, unsigned s) {
+  atomic_store_explicit(&b->state, (unsigned char)s, memory_order_relaxed);
+}
+
 /* caching_core.c; all with p->mu held unless said otherwise */
 mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s);
 mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize, mr__blk **out,
@@ -158,7 +166,10 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
 void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list);
 void mr__core_flush_cache(mr__pool *p, mr__pstream *ps);
 mr_status mr__core_trim(mr__pool *p, size_t keep);
+/* Takes one segment of `bytes` (rounded to the alignment) from upstream, free for every stream. */
+mr_status mr__core_reserve(mr__pool *p, size_t bytes);
 void mr__core_destroy(mr__pool *p);
+/* caching_validate.c: with the mutex and every stream's lock held */
 mr_status mr__core_validate(mr__pool *p);
 size_t mr__core_largest_free(mr__pool *p);
 uint64_t mr__core_live_blocks(mr__pool *p);
