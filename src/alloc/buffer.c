@@ -67,7 +67,7 @@ mr_status mr_buffer_create(mr_buffer **out, size_t count, mr_dtype dtype, mr_dev
   if (!out)
     return mr__error(MR_ERR_INVALID_ARG, "mr_buffer_create: out is NULL");
   *out = NULL;
-  size_t bytes;
+  size_t bytes = 0;
   mr_status st = check_shape("mr_buffer_create", count, dtype, &bytes);
   if (st != MR_OK)
     return st;
@@ -93,7 +93,7 @@ mr_status mr_buffer_create_from(mr_buffer **out, size_t count, mr_dtype dtype,
   *out = NULL;
   if (!alloc)
     return mr__error(MR_ERR_INVALID_ARG, "mr_buffer_create_from: allocator is NULL");
-  size_t bytes;
+  size_t bytes = 0;
   mr_status st = check_shape("mr_buffer_create_from", count, dtype, &bytes);
   if (st != MR_OK)
     return st;

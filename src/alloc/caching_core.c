@@ -30,7 +30,7 @@ static mr__blk *blk_new(mr__pool *p) {
       p->slabs = s;
       p->cap_slabs = cap;
     }
-    mr__blk *slab = calloc(N, sizeof *slab);
+    mr__blk *slab = mr__calloc_aligned(N * sizeof *slab);
     if (!slab)
       return NULL;
     p->slabs[p->nslabs++] = slab;

@@ -36,7 +36,7 @@ struct mr__batch;
 struct mr__seg;
 
 typedef struct mr__blk {
-  uintptr_t addr;
+  _Alignas(64) uintptr_t addr; /* blocks never share a cache line: threads own their own */
   size_t size;      /* bytes of the block (a multiple of the pool's alignment) */
   size_t requested; /* bytes asked for, while LIVE */
   struct mr__blk *phys_prev, *phys_next; /* neighbours within the segment */
@@ -122,18 +122,20 @@ size_t mr__blockmap_count(mr__blockmap *m);
 mr__blk *mr__blockmap_find(mr__blockmap *m, uintptr_t addr);
 
 typedef struct mr__pool {
-  pthread_mutex_t mu; /* the core */
-  mr_allocator *upstream;
-  mr_caching_pool_options opt;
+  /* read-mostly, on every hot-path call: a cache line of their own, never written after
+     creation (a write beside them would bounce that line between threads) */
+  _Alignas(64) mr_caching_pool_options opt;
   size_t cache_cap; /* front cache budget per stream (0: no front cache) */
   uint64_t uid;
-  int null_stream_ok; /* upstream accepts a NULL stream */
-  /* core state */
+  mr__pstream *host_ps; /* stream NULL */
+  mr_allocator *upstream;
+  char name[MR_NAME_MAX];
+  /* the core, under mu */
+  _Alignas(64) pthread_mutex_t mu;
   mr__tlsf settled[2];
   mr__seg *segs;
   size_t nsegs;
   mr__pstream *streams;
-  mr__pstream *host_ps; /* stream NULL */
   uint64_t batch_seq;
   mr_event **events; /* idle events, reused by batches */
   size_t nevents, cap_events;
@@ -141,14 +143,13 @@ typedef struct mr__pool {
   void **slabs;
   size_t nslabs, cap_slabs;
   size_t last_large;
-  /* core statistics */
   uint64_t reserved, peak_reserved, upstream_allocs, upstream_frees, splits, merges, oom_retries;
   uint64_t core_failed;
   /* pool-wide counters, published by streams past the slack */
-  atomic_llong g_in_use, g_requested;
+  _Alignas(64) atomic_llong g_in_use;
+  atomic_llong g_requested;
   atomic_ullong g_peak_in_use, g_peak_requested;
   mr__blockmap map;
-  char name[MR_NAME_MAX];
 } mr__pool;
 
 static inline unsigned state_of(const mr__blk *b) {
