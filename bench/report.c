@@ -88,10 +88,12 @@ static void notes(const bench_result *x, char *buf, size_t len) {
     bench_fmt_bytes(rsv, sizeof rsv, x->stats.peak_reserved);
     int w = snprintf(buf, len, "peak rsv %s", rsv);
     used = w > 0 ? (size_t)w : 0;
-    if (x->stats.peak_in_use && used < len)
+    /* below a few segments the ratios say only how big a segment is: JSON has them all */
+    const uint64_t meaningful = 16u << 20;
+    if (x->stats.peak_in_use >= meaningful && used < len)
       used += (size_t)snprintf(buf + used, len - used, " rsv/use %.3f",
                                (double)x->stats.peak_reserved / (double)x->stats.peak_in_use);
-    if (x->req_peak && used < len)
+    if (x->req_peak >= meaningful && used < len)
       used += (size_t)snprintf(buf + used, len - used, " rsv/req %.3f",
                                (double)x->stats.peak_reserved / (double)x->req_peak);
   }
@@ -111,7 +113,8 @@ void bench_report_table(const bench_result *r, size_t n, const bench_machine *m)
          "context: one push + pop, or one call). vs.base: ns/op over cudaMallocAsync's (device,\n"
          "pinned) or malloc's (host) in this run. vs.HostAlloc: pinned allocators over raw\n"
          "cudaHostAlloc's. Pools: rsv/use = peak reserved / peak in use (pool statistics),\n"
-         "rsv/req = peak reserved / the workload's own peak of requested bytes.\n\n");
+         "rsv/req = peak reserved / the workload's own peak of requested bytes (both shown where\n"
+         "the peak is 16 MiB or more).\n\n");
   printf("%-8s %-24s %-17s %10s %10s %10s %8s %11s  %s\n", "workload", "params", "allocator",
          "ns/op", "min", "max", "vs.base", "vs.HostAlloc", "notes");
   const bench_case *last = NULL;
@@ -235,7 +238,8 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
     jstr(f, x->note);
     fprintf(f, ",\n     \"unit\": ");
     jstr(f, x->unit);
-    fprintf(f, ", \"case_peak_bytes\": %llu", (unsigned long long)x->c->peak);
+    fprintf(f, ", \"case_peak_bytes\": %llu, \"wall_s\": %.3f", (unsigned long long)x->c->peak,
+            x->wall_s);
     if (x->outcome == BENCH_OK) {
       fprintf(f, ", \"iters_per_rep\": %llu, \"ops_per_rep\": %llu", (unsigned long long)x->iters,
               (unsigned long long)x->ops);
