@@ -29,15 +29,16 @@ typedef struct fixture {
 static const mr_caching_pool_options k_opts = {
     .small_limit = 4 * KiB,
     .small_segment = 16 * KiB,
-    .large_segment_min = 64 * KiB,
-    .growth = MR_GROWTH_FIXED,
+    .growth = MR_GROWTH_EXACT,
     .release_threshold = 64 * KiB,
     .stats_slack = 1,
 };
 
 static void fx_open(fixture *f, const mr_fault_options *fo) {
   memset(f, 0, sizeof *f);
-  cr_assert_eq(mr_host_allocator_create(&f->host, NULL), MR_OK);
+  /* aligned like the pool (a less-aligned upstream skews the pool's upstream counters: a known
+   * pool bug, see test_pool_streams less_aligned_upstream_counts_and_maximum) */
+  cr_assert_eq(mr_host_allocator_create(&f->host, &(mr_host_options){.alignment = 256}), MR_OK);
   cr_assert_eq(recorder_create(&f->rec_alloc, &f->rec, f->host, 0, 0), MR_OK);
   cr_assert_eq(mr_fault_allocator_create(&f->fault, f->rec_alloc, fo), MR_OK);
   cr_assert_eq(mr_stream_create_host(&f->streams[1]), MR_OK);
@@ -91,7 +92,7 @@ static void fx_step(fixture *f, pool_rng *r, const char *what, uint64_t n, uint6
   uint64_t c = pool_rng_below(r, 100);
   if (c < 48 && f->n < MAX_LIVE) {
     size_t size = pool_rng_below(r, 2) ? 1 + pool_rng_below(r, 4 * KiB)
-                                       : 4 * KiB + pool_rng_below(r, 200 * KiB);
+                                       : 2048 * KiB + pool_rng_below(r, 4096 * KiB);
     int si = (int)pool_rng_below(r, 3);
     void *p = (void *)1;
     mr_status st = mr_alloc_async(f->pool, size, f->streams[si], &p);
@@ -223,7 +224,7 @@ Test(pool_faults, initial_reserve_fails) {
   recorder *rec = NULL;
   cr_assert_eq(mr_host_allocator_create(&host, NULL), MR_OK);
   cr_assert_eq(recorder_create(&rec_alloc, &rec, host, 0, 0), MR_OK);
-  cr_assert_eq(mr_fault_allocator_create(&fault, rec_alloc, &(mr_fault_options){.fail_nth = 1}),
+  cr_assert_eq(mr_fault_allocator_create(&fault, rec_alloc, &(mr_fault_options){.fail_every = 1}),
                MR_OK);
   mr_status st = mr_caching_pool_create(&pool, fault,
                                         &(mr_caching_pool_options){.initial_reserve = 1024 * KiB});

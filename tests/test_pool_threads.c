@@ -94,6 +94,8 @@ static void *run_worker(void *arg) {
     } else if (c < 90 && n) {
       int k = (int)pool_rng_below(&r, (uint64_t)n);
       check_block(sh, w->id, &mine[k], "before free");
+      if (manual)
+        manual_stream_submit(s); /* the block's last use is work in flight */
       mr_status st = mr_free_async(sh->pool, mine[k].p, mine[k].size, s);
       if (st != MR_OK) {
         report(sh, "thread %d: free: %s", w->id, mr_last_error());
