@@ -19,10 +19,10 @@ nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader | 
 if [[ " $parts " == *" tests "* ]]; then
   for t in "$here"/test_*; do
     name=$(basename "$t")
-    start=$(date +%s.%N)
+    start=$SECONDS
     "$here/run" "$name" --verbose=0 -j1 >"$out/$name.log" 2>&1
     rc=$?
-    printf '%-22s rc=%d %6.1fs  %s\n' "$name" "$rc" "$(echo "$(date +%s.%N) - $start" | bc)" \
+    printf '%-22s rc=%d %4ds  %s\n' "$name" "$rc" "$((SECONDS - start))" \
       "$(grep -a 'Synthesis' "$out/$name.log" | tail -1)" | tee -a "$out/summary.txt"
     [ $rc -eq 0 ] || fail=1
   done
