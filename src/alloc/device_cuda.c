@@ -71,7 +71,7 @@ static mr_status cuda_stream_of(mr_allocator *self, mr_stream *stream, const cha
 
 static mr_status dev_alloc(mr_allocator *self, size_t size, mr_stream *stream, void **out) {
   device_state *d = self->state;
-  cudaStream_t cs;
+  cudaStream_t cs = 0;
   mr_status st = cuda_stream_of(self, stream, "alloc", &cs);
   int prev;
   if (st == MR_OK)
@@ -100,7 +100,7 @@ static mr_status dev_alloc(mr_allocator *self, size_t size, mr_stream *stream, v
 
 static mr_status dev_free(mr_allocator *self, void *ptr, size_t size, mr_stream *stream) {
   device_state *d = self->state;
-  cudaStream_t cs;
+  cudaStream_t cs = 0;
   mr_status st = cuda_stream_of(self, stream, "free", &cs);
   if (st != MR_OK)
     return st;
