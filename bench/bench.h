@@ -18,7 +18,7 @@
 
 #define BENCH_MIB ((size_t)1 << 20)
 #define BENCH_KIB ((size_t)1 << 10)
-#define BENCH_SETUP_LIMIT_MS 2000 /* a setup (the random fill) slower than this is skipped */
+#define BENCH_SETUP_LIMIT_MS 3000 /* a setup (the random fill) slower than this is skipped */
 
 /* ---- time and a seeded generator (xoshiro256**) -------------------------------------------- */
 static inline uint64_t bench_now_ns(void) {

@@ -109,6 +109,10 @@ static void notes(const bench_result *x, char *buf, size_t len) {
 
 void bench_report_table(const bench_result *r, size_t n, const bench_machine *m) {
   (void)m;
+  if (n == 0) {
+    printf("\nnothing to measure: no selected allocator runs on this machine\n");
+    return;
+  }
   printf("\nns/op: median of the repetitions, with min and max (pair: one op = alloc + free;\n"
          "context: one push + pop, or one call). vs.base: ns/op over cudaMallocAsync's (device,\n"
          "pinned) or malloc's (host) in this run. vs.HostAlloc: pinned allocators over raw\n"
@@ -328,15 +332,16 @@ static const char *color_of(const char *alloc) {
   return "#333333";
 }
 
+/* 3 significant digits and a unit: "35.1 ns", "1.40 ms" */
 static void fmt_time(char *buf, size_t len, double ns) {
   if (ns >= 1e9)
-    snprintf(buf, len, "%g s", ns / 1e9);
+    snprintf(buf, len, "%.3g s", ns / 1e9);
   else if (ns >= 1e6)
-    snprintf(buf, len, "%g ms", ns / 1e6);
+    snprintf(buf, len, "%.3g ms", ns / 1e6);
   else if (ns >= 1e3)
-    snprintf(buf, len, "%g us", ns / 1e3);
+    snprintf(buf, len, "%.3g us", ns / 1e3);
   else
-    snprintf(buf, len, "%g ns", ns);
+    snprintf(buf, len, "%.3g ns", ns);
 }
 
 int bench_report_svg(const char *path, const bench_result *r, size_t n, const bench_machine *m) {
@@ -413,7 +418,7 @@ int bench_report_svg(const char *path, const bench_result *r, size_t n, const be
     if (w < 1)
       w = 1;
     char v[32];
-    fmt_ns(v, sizeof v, x->med);
+    fmt_time(v, sizeof v, x->med);
     fprintf(f, "<text x=\"%.0f\" y=\"%.1f\" text-anchor=\"end\">", L - 8, y + bar - 1);
     xml(f, x->alloc);
     fprintf(f,
@@ -421,11 +426,11 @@ int bench_report_svg(const char *path, const bench_result *r, size_t n, const be
             "<title>",
             L, y, w, bar, color_of(x->alloc));
     char tip[160];
-    snprintf(tip, sizeof tip, "%s %s %s: %s ns/%s (min %.3g, max %.3g)", x->workload, x->c->params,
-             x->alloc, v, x->unit, x->min, x->max);
+    snprintf(tip, sizeof tip, "%s %s %s: %s per %s (min %.4g ns, max %.4g ns)", x->workload,
+             x->c->params, x->alloc, v, x->unit, x->min, x->max);
     xml(f, tip);
-    fprintf(f, "</title></rect>\n<text x=\"%.1f\" y=\"%.1f\" fill=\"#333\">%s ns</text>\n",
-            L + w + 4, y + bar - 1, v);
+    fprintf(f, "</title></rect>\n<text x=\"%.1f\" y=\"%.1f\" fill=\"#333\">%s</text>\n", L + w + 4,
+            y + bar - 1, v);
     y += row;
   }
   fprintf(f, "</svg>\n");

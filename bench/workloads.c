@@ -241,13 +241,13 @@ static mr_status random_setup(bench_run *r) {
     if (s != MR_OK)
       return s;
     st->live[st->n_live++].size = size;
-    /* give up early when the fill, at the rate so far, would take over the limit: an
-     * allocator that slow (cudaHostAlloc of GiBs) would spend as long again freeing it all */
+    /* give up past the limit, or early when the fill, at the rate so far, would take twice
+     * that: an allocator that slow (cudaHostAlloc of GiBs) spends as long again freeing it */
     size_t done = i + 1;
     if ((done & (done - 1)) == 0 || (done & 255) == 0) {
       uint64_t now = bench_now_ns(), limit = (uint64_t)BENCH_SETUP_LIMIT_MS * 1000000u;
       double projected = (double)(now - r->start_ns) * (double)(n_max / 2) / (double)done;
-      if (done >= 8 && (projected > (double)limit || now > r->start_ns + limit)) {
+      if ((done >= 32 && projected > 2.0 * (double)limit) || now > r->start_ns + limit) {
         r->skipped = true;
         snprintf(r->note, sizeof r->note,
                  "skipped: filling %zu blocks would take %.1f s (over %d s; %zu done)", n_max / 2,
@@ -474,7 +474,7 @@ static void xstreams_teardown(bench_run *r) {
 struct threads_state;
 
 typedef struct tworker {
-  struct threads_state *ts;
+  _Alignas(64) struct threads_state *ts; /* a cache line of its own per worker */
   pthread_t th;
   bstream s;
   bool open;
@@ -583,9 +583,10 @@ static mr_status threads_setup(bench_run *r) {
   r->st = ts;
   ts->r = r;
   ts->n = (int)r->c->p1;
-  ts->w = calloc((size_t)ts->n, sizeof *ts->w);
+  ts->w = aligned_alloc(64, (size_t)ts->n * sizeof *ts->w); /* sizeof is a multiple of 64 */
   if (!ts->w)
     return bench_fail(r, MR_ERR_OUT_OF_MEMORY, "bench state");
+  memset(ts->w, 0, (size_t)ts->n * sizeof *ts->w);
   bench_rng rng;
   bench_rng_seed(&rng, case_seed(r->seed, r->c->wl, 0, 0));
   for (int i = 0; i < TH_SIZES; i++)
