@@ -49,7 +49,7 @@ mr__blk *mr__tlsf_find(const mr__tlsf *t, size_t size) {
   /* Best fit among the first few of the request's own class. */
   mr__blk *best = NULL;
   int seen = 0;
-  for (mr__blk *b = t->heads[cls]; b && seen < 8; b = b->free_next, seen++) {
+  for (mr__blk *b = t->heads[cls]; b && seen < 16; b = b->free_next, seen++) {
     if (b->size >= size && (!best || b->size < best->size)) {
       best = b;
       if (b->size == size)
@@ -72,7 +72,13 @@ mr__blk *mr__tlsf_find(const mr__tlsf *t, size_t size) {
     sl_bits = t->sl_map[fl];
   }
   sl = (unsigned)__builtin_ctz(sl_bits);
-  return t->heads[fl * MR_TLSF_SL + sl];
+  /* every block there fits: take the smallest of the first few (best fit, bounded) */
+  best = t->heads[fl * MR_TLSF_SL + sl];
+  seen = 0;
+  for (mr__blk *b = best->free_next; b && seen < 8; b = b->free_next, seen++)
+    if (b->size < best->size)
+      best = b;
+  return best;
 }
 
 size_t mr__tlsf_largest(const mr__tlsf *t) {
