@@ -5,9 +5,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#ifndef MEMRES_BENCH_COMMIT
-#define MEMRES_BENCH_COMMIT "unknown"
-#endif
+#include "bench_commit.h" /* MEMRES_BENCH_COMMIT, written at build time */
 
 uint64_t bench_mem_available(void) {
   FILE *f = fopen("/proc/meminfo", "r");
@@ -55,8 +53,8 @@ int bench_cores(void) {
   return n > 0 ? (int)n : 1;
 }
 
-/* The commit of the source tree at run time (git, if it is there), else the one CMake saw at
- * configure time, else "unknown". */
+/* The commit of the source tree at run time (git, if it is there), else the one of the last
+ * build, else "unknown". */
 void bench_git_commit(char *buf, size_t len) {
   snprintf(buf, len, "%s", MEMRES_BENCH_COMMIT);
 #ifdef MEMRES_BENCH_SOURCE_DIR
