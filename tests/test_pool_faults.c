@@ -36,8 +36,8 @@ static const mr_caching_pool_options k_opts = {
 
 static void fx_open(fixture *f, const mr_fault_options *fo) {
   memset(f, 0, sizeof *f);
-  /* aligned like the pool (a less-aligned upstream skews the pool's upstream counters: a known
-   * pool bug, see test_pool_streams less_aligned_upstream_counts_and_maximum) */
+  /* aligned like the pool (the less-aligned case is covered by test_pool_streams
+   * less_aligned_upstream_counts_and_maximum) */
   cr_assert_eq(mr_host_allocator_create(&f->host, &(mr_host_options){.alignment = 256}), MR_OK);
   cr_assert_eq(recorder_create(&f->rec_alloc, &f->rec, f->host, 0, 0), MR_OK);
   cr_assert_eq(mr_fault_allocator_create(&f->fault, f->rec_alloc, fo), MR_OK);

@@ -292,9 +292,8 @@ static void run_model(const config *c) {
   mr_caching_pool_options o = c->opts;
   o.stats_slack = 1;
   g_align = o.alignment ? o.alignment : 256;
-  /* Upstream aligned like the pool: with a less-aligned upstream the pool's upstream counters
-   * disagree with upstream's (a known pool bug, see test_pool_streams
-   * less_aligned_upstream_counts_and_maximum). */
+  /* Upstream aligned like the pool, so upstream counters compare exactly (the less-aligned case
+   * is covered by test_pool_streams less_aligned_upstream_counts_and_maximum). */
   cr_assert_eq(recorder_create(&g_up, &g_rec, NULL, g_align, 0), MR_OK);
   g_policy = o.cross_stream;
   g_max_reserve = o.maximum_reserve;

@@ -10,9 +10,8 @@
 
 #define KiB ((size_t)1024)
 #define MiB ((size_t)1024 * 1024)
-/* The header says front_cache_bytes = SIZE_MAX disables the front cache, but the pool treats it
- * as an unbounded cache (see pool_stats/front_cache_size_max_disables_it): 1 byte disables it in
- * effect (every block is larger). */
+/* 1 byte of front cache disables it in effect (every block is larger); SIZE_MAX, the documented
+ * way, is checked by pool_stats/front_cache_size_max_disables_it. */
 #define NO_FRONT_CACHE 1
 
 static mr_allocator *g_host; /* plain host allocator, 256-byte aligned like device memory */
