@@ -27,7 +27,7 @@ typedef struct memo {
   uint64_t uid, sid;
   mr__pstream *ps;
 } memo;
-static _Thread_local memo tl_memo[8];
+static _Thread_local memo tl_memo[8] __attribute__((tls_model("initial-exec")));
 
 static mr__pstream *pstream_slow(mr__pool *p, mr_stream *s) {
   pthread_mutex_lock(&p->mu);

@@ -16,6 +16,7 @@
 #define SMALL 0
 #define LARGE 1
 #define MIB ((size_t)1 << 20)
+#define SEAL_BYTES (16 * MIB)
 
 /* ---- block structs --------------------------------------------------------------------------- */
 
@@ -93,6 +94,7 @@ static void batch_link(mr__batch *bt, mr__blk *b) {
     bt->head->batch_prev = b;
   bt->head = b;
   bt->count++;
+  bt->bytes += b->size;
 }
 
 static void batch_unlink(mr__blk *b) {
@@ -106,6 +108,7 @@ static void batch_unlink(mr__blk *b) {
   b->batch_prev = b->batch_next = NULL;
   b->batch = NULL;
   bt->count--;
+  bt->bytes -= b->size;
 }
 
 static mr__batch *open_batch(mr__pool *p, mr__pstream *ps) {
@@ -271,6 +274,10 @@ void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
     b->free_next = NULL;
     insert_pending(p, ps, b, NULL);
   }
+  /* The owner closes a batch once it is worth another stream's while: one event per 16 MiB of
+     frees, recorded by the thread that freed them. */
+  if (ps->open && ps->open->bytes >= SEAL_BYTES)
+    seal(p, ps);
   apply_threshold(p);
 }
 
@@ -527,13 +534,13 @@ static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize, size_t
   }
 }
 
-static void flush_and_seal_others(mr__pool *p, mr__pstream *ps) {
-  for (mr__pstream *o = p->streams; o; o = o->next) {
-    if (o == ps)
-      continue;
-    mr__core_flush_cache(p, o);
-    seal(p, o);
-  }
+/* Closes the open batches of other streams that could serve rsize bytes, so their events can be
+ * queried. Their front caches are left alone: taking those would make every stream's miss cost
+ * every other stream its cache (and an event each); they come back on out-of-memory. */
+static void seal_others(mr__pool *p, mr__pstream *ps, size_t rsize) {
+  for (mr__pstream *o = p->streams; o; o = o->next)
+    if (o != ps && o->open && o->open->bytes >= rsize)
+      seal(p, o);
 }
 
 /* Everything cached goes back: caches flushed, batches sealed and settled (waiting on their
@@ -569,7 +576,7 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
     b = find_fit(p, ps, kind, rsize);
   }
   if (!b && p->opt.cross_stream != MR_CROSS_STREAM_NONE) {
-    flush_and_seal_others(p, ps);
+    seal_others(p, ps, rsize);
     settle_all(p, 0);
     b = find_fit(p, ps, kind, rsize);
     if (!b && p->opt.cross_stream == MR_CROSS_STREAM_WAIT && ps->stream)

@@ -37,8 +37,8 @@ struct mr__seg;
 
 typedef struct mr__blk {
   _Alignas(64) uintptr_t addr; /* blocks never share a cache line: threads own their own */
-  size_t size;      /* bytes of the block (a multiple of the pool's alignment) */
-  size_t requested; /* bytes asked for, while LIVE */
+  size_t size;                 /* bytes of the block (a multiple of the pool's alignment) */
+  size_t requested;            /* bytes asked for, while LIVE */
   struct mr__blk *phys_prev, *phys_next; /* neighbours within the segment */
   struct mr__blk *free_prev, *free_next; /* TLSF list, or the front-cache bin (next only) */
   struct mr__blk *batch_prev, *batch_next;
@@ -67,6 +67,7 @@ typedef struct mr__batch {
   mr_event *event;
   mr__blk *head;
   size_t count;
+  size_t bytes;
   uint64_t seq;
   struct mr__batch *next;
 } mr__batch;
