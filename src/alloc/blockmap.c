@@ -1,7 +1,6 @@
-/* Pointer -> block map of a caching pool: every block start (live or free) is in it, so a free
- * finds its block, and a pointer the pool never gave is recognised, in O(1). Sharded by hash with
- * a spinlock per shard, so frees on different threads rarely meet. Changed by the core (splits,
- * merges, new segments) under the pool's mutex; read by frees without it. */
+/* Pointer -> block map of a caching pool: every block start (live or free) is in it, so the core
+ * and the error paths find any block by address in O(1) (the hot paths use each stream's map of
+ * its live blocks instead, livemap.c). Sharded, a spinlock per shard. */
 #include "caching_internal.h"
 
 #include <stdlib.h>
@@ -98,29 +97,6 @@ mr__blk *mr__blockmap_find(mr__blockmap *m, uintptr_t addr) {
     b = b->hash_next;
   mr__spin_unlock(&s->lock);
   return b;
-}
-
-mr_status mr__blockmap_claim(mr__blockmap *m, uintptr_t addr, size_t size, mr__blk **out) {
-  uint64_t h = hash_addr(addr);
-  mr__blockmap_shard *s = shard_of(m, h);
-  mr_status st;
-  mr__spin_lock(&s->lock);
-  mr__blk *b = s->buckets[h & s->mask];
-  while (b && b->addr != addr)
-    b = b->hash_next;
-  if (!b)
-    st = MR_ERR_UNKNOWN_POINTER;
-  else if (atomic_load_explicit(&b->state, memory_order_relaxed) != MR__LIVE)
-    st = MR_ERR_DOUBLE_FREE;
-  else if (b->requested != size)
-    st = MR_ERR_INVALID_ARG;
-  else {
-    atomic_store_explicit(&b->state, MR__FREEING, memory_order_relaxed);
-    st = MR_OK;
-  }
-  mr__spin_unlock(&s->lock);
-  *out = b;
-  return st;
 }
 
 size_t mr__blockmap_count(mr__blockmap *m) {

@@ -92,6 +92,18 @@ static inline void account(mr__pool *p, mr__pstream *ps, int64_t bytes, int64_t 
 
 /* ---- alloc and free -------------------------------------------------------------------------- */
 
+/* Files b (out of every list, state CACHED) in ps's front cache, under ps->lock. Returns 1 if the
+ * cache went over its budget. */
+static inline int cache_push(mr__pool *p, mr__pstream *ps, mr__blk *b) {
+  unsigned cls = mr__tlsf_class(b->size);
+  b->free_next = ps->bins[cls];
+  ps->bins[cls] = b;
+  ps->bin_map[cls / 64] |= 1ull << (cls % 64);
+  ps->cache_bytes += b->size;
+  ps->cache_blocks++;
+  return ps->cache_bytes > p->cache_cap;
+}
+
 static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, void **out) {
   mr__pool *p = self->state;
   size_t align = p->opt.alignment;
@@ -121,6 +133,13 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     ps->cache_blocks--;
     b->requested = size;
     b->owner = ps;
+    if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
+      cache_push(p, ps, b);
+      ps->failed++;
+      mr__spin_unlock(&ps->lock);
+      return mr__error(MR_ERR_OUT_OF_MEMORY,
+                       "caching pool '%s': no host memory to track a live block", p->name);
+    }
     atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
     ps->allocs++;
     ps->cache_hits++;
@@ -137,6 +156,12 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   mr_status st = mr__core_alloc(p, ps, size, rsize, &b, &from_upstream);
   pthread_mutex_unlock(&p->mu);
   mr__spin_lock(&ps->lock);
+  if (st == MR_OK && MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
+    atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
+    cache_push(p, ps, b);
+    st = mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory to track a live block",
+                   p->name);
+  }
   if (st == MR_OK) {
     ps->allocs++;
     ps->cache_hits += !from_upstream;
@@ -155,13 +180,18 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, m
   if (st == MR_ERR_INVALID_ARG)
     return mr__error(st, "caching pool '%s': free(%p) of %zu bytes, but it was allocated with %zu",
                      p->name, ptr, size, b->requested);
-  if (st == MR_ERR_DOUBLE_FREE)
-    return mr__error(st, "caching pool '%s': double free of %p (%zu bytes): the block is free",
-                     p->name, ptr, size);
-  /* No block starts there: inside free memory of a segment means it was freed (and merged). */
+  /* No stream has it live. A block starting there, or free memory of a segment around it,
+   * means it was freed already (and maybe merged). */
   uintptr_t a = (uintptr_t)ptr;
   int in_segment = 0, in_free = 0;
   pthread_mutex_lock(&p->mu);
+  mr__blk *at = mr__blockmap_find(&p->map, a);
+  if (at && atomic_load_explicit(&at->state, memory_order_relaxed) != MR__LIVE) {
+    pthread_mutex_unlock(&p->mu);
+    return mr__error(MR_ERR_DOUBLE_FREE,
+                     "caching pool '%s': double free of %p (%zu bytes): the block is free", p->name,
+                     ptr, size);
+  }
   for (mr__seg *s = p->segs; s && !in_segment; s = s->next) {
     if (a < s->base || a >= s->base + s->size)
       continue;
@@ -209,35 +239,50 @@ static void evict(mr__pool *p, mr__pstream *ps) {
   pthread_mutex_unlock(&p->mu);
 }
 
+/* A block freed on another stream than the one that allocated it: found in (and taken out of)
+ * its owner's map. With the pool mutex, then each stream's lock. */
+static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t size,
+                                mr_status *st) {
+  mr__blk *b = NULL;
+  *st = MR_ERR_UNKNOWN_POINTER;
+  pthread_mutex_lock(&p->mu);
+  for (mr__pstream *o = p->streams; o && *st == MR_ERR_UNKNOWN_POINTER; o = o->next) {
+    if (o == ps)
+      continue;
+    mr__spin_lock(&o->lock);
+    b = mr__livemap_take(&o->lives, addr, size, st);
+    mr__spin_unlock(&o->lock);
+  }
+  pthread_mutex_unlock(&p->mu);
+  return b;
+}
+
 static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream *stream) {
   mr__pool *p = self->state;
-  mr__blk *b;
-  mr_status st = mr__blockmap_claim(&p->map, (uintptr_t)ptr, size, &b);
-  if (MR_UNLIKELY(st != MR_OK))
-    return free_error(p, ptr, size, st, b);
   mr__pstream *ps = pstream_of(p, stream);
-  if (MR_UNLIKELY(!ps)) {
-    atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
+  if (MR_UNLIKELY(!ps))
     return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
                      p->name);
+  mr_status st;
+  mr__spin_lock(&ps->lock);
+  mr__blk *b = mr__livemap_take(&ps->lives, (uintptr_t)ptr, size, &st);
+  if (MR_UNLIKELY(st != MR_OK)) {
+    mr__spin_unlock(&ps->lock);
+    if (st == MR_ERR_UNKNOWN_POINTER) /* freed on another stream than its own? */
+      b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st);
+    if (st != MR_OK)
+      return free_error(p, ptr, size, st, b);
+    mr__spin_lock(&ps->lock);
   }
   int direct, over = 0;
-  mr__spin_lock(&ps->lock);
   ps->frees++;
   ps->live--;
   account(p, ps, -(int64_t)b->size, -(int64_t)b->requested);
   b->owner = ps;
   atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
   direct = b->size > p->cache_cap;
-  if (!direct) {
-    unsigned cls = mr__tlsf_class(b->size);
-    b->free_next = ps->bins[cls];
-    ps->bins[cls] = b;
-    ps->bin_map[cls / 64] |= 1ull << (cls % 64);
-    ps->cache_bytes += b->size;
-    ps->cache_blocks++;
-    over = ps->cache_bytes > p->cache_cap;
-  }
+  if (!direct)
+    over = cache_push(p, ps, b);
   mr__spin_unlock(&ps->lock);
   if (direct) {
     b->free_next = NULL;

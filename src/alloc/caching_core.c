@@ -417,7 +417,18 @@ static mr__blk *grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_
   }
   void *ptr = NULL;
   size_t ask = seg_size, usable = seg_size;
+  /* Upstream may take long (cudaHostAlloc: a millisecond): other streams go on meanwhile. */
+  pthread_mutex_unlock(&p->mu);
   *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
+  pthread_mutex_lock(&p->mu);
+  if (*st == MR_OK && p->opt.maximum_reserve && p->reserved + ask > p->opt.maximum_reserve) {
+    mr_free_async(p->upstream, ptr, ask, ps->stream); /* another thread grew meanwhile */
+    p->upstream_allocs++;
+    p->upstream_frees++;
+    ptr = NULL;
+    *st = mr__error(MR_ERR_OUT_OF_MEMORY,
+                    "a new segment of %zu bytes would pass the maximum reserve", ask);
+  }
   if (*st == MR_OK && ((uintptr_t)ptr & (align - 1))) {
     /* upstream aligns less than the pool: use the aligned part, or ask again with room */
     uintptr_t base = ((uintptr_t)ptr + align - 1) & ~(uintptr_t)(align - 1);
@@ -705,6 +716,7 @@ void mr__core_destroy(mr__pool *p) {
       free(bt);
     }
     free(o->open);
+    mr__livemap_destroy(&o->lives);
     mr_stream_release(o->stream);
     free(o);
     o = next;

@@ -74,6 +74,21 @@ typedef struct mr__batch {
 
 #define MR__CACHE_BIN_WORDS (MR_TLSF_CLASSES / 64)
 
+/* livemap.c: a stream's live blocks by address (under the stream's lock). */
+typedef struct mr__livemap {
+  mr__blk **slots;
+  size_t mask;
+  size_t count;
+} mr__livemap;
+
+/* 0 when there is no host memory for it. */
+int mr__livemap_insert(mr__livemap *m, mr__blk *b);
+/* The block at addr, removed if its requested size is `size` (*st MR_OK); left in place with
+ * *st MR_ERR_INVALID_ARG if the size differs; NULL with MR_ERR_UNKNOWN_POINTER if absent. */
+mr__blk *mr__livemap_take(mr__livemap *m, uintptr_t addr, size_t size, mr_status *st);
+int mr__livemap_contains(const mr__livemap *m, const mr__blk *b);
+void mr__livemap_destroy(mr__livemap *m);
+
 /* One per stream the pool has seen (and one for host order: stream NULL). Lives until the pool
  * is destroyed; retains its mr_stream. */
 typedef struct mr__pstream {
@@ -88,6 +103,7 @@ typedef struct mr__pstream {
   uint64_t peak_in_use, peak_requested;
   uint64_t allocs, frees, cache_hits, failed;
   int64_t live;
+  mr__livemap lives; /* blocks allocated on this stream and not freed */
   /* core: under the pool's mutex */
   mr_stream *stream; /* NULL: host order */
   uint64_t id;
@@ -114,11 +130,6 @@ mr_status mr__blockmap_init(mr__blockmap *m);
 void mr__blockmap_destroy(mr__blockmap *m);
 mr_status mr__blockmap_insert(mr__blockmap *m, mr__blk *b);
 void mr__blockmap_remove(mr__blockmap *m, mr__blk *b);
-/* Finds the block starting at addr and, if it is LIVE and `size` matches, moves it to FREEING,
- * all under the shard's lock (so two frees of one pointer cannot both succeed). Returns the status
- * of the check: MR_OK (claimed), MR_ERR_UNKNOWN_POINTER (no block starts there), MR_ERR_DOUBLE_FREE
- * (not LIVE), MR_ERR_INVALID_ARG (size differs). *out is the block found (or NULL). */
-mr_status mr__blockmap_claim(mr__blockmap *m, uintptr_t addr, size_t size, mr__blk **out);
 size_t mr__blockmap_count(mr__blockmap *m);
 mr__blk *mr__blockmap_find(mr__blockmap *m, uintptr_t addr);
 

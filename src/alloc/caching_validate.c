@@ -76,6 +76,8 @@ mr_status mr__core_validate(mr__pool *p) {
         live_bytes += b->size;
         CHECK(b->requested && b->requested <= b->size, "live block %p: requested %zu of %zu",
               (void *)b->addr, b->requested, b->size);
+        CHECK(b->owner && mr__livemap_contains(&b->owner->lives, b),
+              "live block %p is not in its stream's map", (void *)b->addr);
         break;
       case MR__FREE:
         nfree++;
@@ -111,6 +113,7 @@ mr_status mr__core_validate(mr__pool *p) {
     idx_free += n;
   }
   int64_t in_use = 0, live = 0;
+  size_t nmapped = 0;
   for (mr__pstream *o = p->streams; o; o = o->next) {
     for (int k = 0; k < 2; k++) {
       size_t n = count_index(&o->pending[k], &bytes);
@@ -158,7 +161,9 @@ mr_status mr__core_validate(mr__pool *p) {
     idx_cached += cached;
     in_use += o->in_use;
     live += o->live;
+    nmapped += o->lives.count;
   }
+  CHECK(nmapped == nlive, "%zu blocks in the streams' maps, %zu live", nmapped, nlive);
   CHECK(idx_free == nfree, "%zu settled blocks, %zu indexed", nfree, idx_free);
   CHECK(idx_pending == npending, "%zu pending blocks, %zu indexed", npending, idx_pending);
   CHECK(idx_cached == ncached, "%zu cached blocks, %zu in caches", ncached, idx_cached);
