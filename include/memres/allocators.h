@@ -72,7 +72,7 @@ typedef struct mr_caching_pool_options {
   mr_cross_stream_policy cross_stream;
   mr_growth growth;
   size_t front_cache_bytes; /* per stream, bytes of freed blocks kept for lock-free-ish reuse
-                               before they go back to the shared structure (0: 32 MiB;
+                               before they go back to the shared structure (0: 256 MiB;
                                SIZE_MAX: disable the front cache) */
   size_t stats_slack;       /* pool-wide peak counters are updated once a stream's change in
                                use reaches this many bytes (0: 1 MiB; 1: every operation, exact

@@ -390,7 +390,7 @@ static mr_status resolve_options(mr_caching_pool_options *o, const mr_caching_po
   if (!o->large_segment_min)
     o->large_segment_min = 20 * MIB;
   if (!o->front_cache_bytes)
-    o->front_cache_bytes = 32 * MIB;
+    o->front_cache_bytes = 256 * MIB;
   if (!o->stats_slack)
     o->stats_slack = MIB;
   if (!mr__is_pow2(o->alignment) || o->alignment < 16 || o->alignment > 2 * MIB)

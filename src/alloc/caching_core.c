@@ -587,6 +587,13 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
     b = find_fit(p, ps, kind, rsize);
   }
   if (!b && p->opt.cross_stream != MR_CROSS_STREAM_NONE) {
+    /* Every 4th time it would grow, a stream also takes back what other streams keep in their
+       front caches (as pending on them): bounded hoarding, no storm of flushes between busy
+       streams. */
+    if (p->cross_misses++ % 4 == 0)
+      for (mr__pstream *o = p->streams; o; o = o->next)
+        if (o != ps)
+          mr__core_flush_cache(p, o);
     seal_others(p, ps, rsize);
     settle_all(p, 0);
     b = find_fit(p, ps, kind, rsize);

@@ -157,6 +157,7 @@ typedef struct mr__pool {
   size_t last_large;
   uint64_t reserved, peak_reserved, upstream_allocs, upstream_frees, splits, merges, oom_retries;
   uint64_t core_failed;
+  uint64_t cross_misses; /* times a stream would have grown under a cross-stream policy */
   /* pool-wide counters, published by streams past the slack */
   _Alignas(64) atomic_llong g_in_use;
   atomic_llong g_requested;
