@@ -4,8 +4,9 @@
 # memres-bench, writing logs and results into OUT (default ./gpu-out).
 #   here:  cmake --preset dev && cmake --build --preset dev && cmake --preset release &&
 #          cmake --build --preset release &&
-#          ../shared/gpu-bundle.sh .gpu build/dev/tests/test_* build/release/bench/memres-bench &&
-#          cp scripts/gpu-run.sh .gpu/
+#          ../shared/gpu-bundle.sh .gpu build/dev/tests/test_* &&
+#          cp build/release/bench/memres-bench scripts/gpu-run.sh .gpu/  (bundle.sh stops on an
+#          executable that needs no shared library, so the bench is copied by hand)
 #   there: .gpu/gpu-run.sh "$OUT" [tests|sanitize|bench ...]
 set -uo pipefail
 out=${1:-gpu-out}; shift || true
