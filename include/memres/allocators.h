@@ -84,11 +84,16 @@ typedef struct mr_caching_pool_options {
 /* Takes a reference on `upstream`. opts may be NULL (defaults). */
 MR_API mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
                                         const mr_caching_pool_options *opts);
-/* Statistics of one stream's use of the pool (allocs, frees, cache hits, bytes in use...). */
+/* Statistics of one stream's use of the pool (allocs, frees, cache hits, bytes in use...). A
+ * free counts on the stream it is made on: bytes_in_use and live_blocks are what was allocated
+ * on the stream minus what was freed on it, shown as 0 when blocks allocated elsewhere were freed
+ * there (the pool-wide figures always balance). */
 MR_API mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream,
                                               mr_stats *out);
 /* Walks every structure of the pool and checks its invariants (blocks tile segments, free
- * lists and bitmaps agree, statistics add up). MR_OK or MR_ERR_INVALID_ARG with the finding. */
+ * lists and bitmaps agree, statistics add up). MR_OK or MR_ERR_INVALID_ARG with the finding.
+ * For tests and debugging: call it while no other thread allocates or frees from the pool (an
+ * alloc or free in flight on another thread is seen half done and reported). */
 MR_API mr_status mr_caching_pool_validate(mr_allocator *pool);
 
 /* ---- fault injection: fail the Nth call, or every Nth ------------------------------------- */
