@@ -118,7 +118,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
                      p->name);
   unsigned cls = mr__tlsf_class(rsize);
-  mr__spin_lock(&ps->lock);
+  mr__bias_lock(&ps->lock);
   mr__blk *b = ps->bins[cls];
   if (!b || b->size < rsize) {
     cls++;
@@ -136,7 +136,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
       cache_push(p, ps, b);
       ps->failed++;
-      mr__spin_unlock(&ps->lock);
+      mr__bias_unlock(&ps->lock);
       return mr__error(MR_ERR_OUT_OF_MEMORY,
                        "caching pool '%s': no host memory to track a live block", p->name);
     }
@@ -145,17 +145,17 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     ps->cache_hits++;
     ps->live++;
     account(p, ps, (int64_t)b->size, (int64_t)size);
-    mr__spin_unlock(&ps->lock);
+    mr__bias_unlock(&ps->lock);
     *out = (void *)b->addr;
     return MR_OK;
   }
-  mr__spin_unlock(&ps->lock);
+  mr__bias_unlock(&ps->lock);
 
   int from_upstream = 0;
   pthread_mutex_lock(&p->mu);
   mr_status st = mr__core_alloc(p, ps, size, rsize, &b, &from_upstream);
   pthread_mutex_unlock(&p->mu);
-  mr__spin_lock(&ps->lock);
+  mr__bias_lock(&ps->lock);
   if (st == MR_OK && MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
     atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
     cache_push(p, ps, b);
@@ -171,7 +171,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   } else {
     ps->failed++;
   }
-  mr__spin_unlock(&ps->lock);
+  mr__bias_unlock(&ps->lock);
   return st;
 }
 
@@ -217,7 +217,7 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, m
 static void evict(mr__pool *p, mr__pstream *ps) {
   mr__blk *list = NULL;
   size_t target = p->cache_cap / 2;
-  mr__spin_lock(&ps->lock);
+  mr__bias_lock(&ps->lock);
   for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
     while (ps->bin_map[w] && ps->cache_bytes > target) {
       unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
@@ -231,7 +231,7 @@ static void evict(mr__pool *p, mr__pstream *ps) {
       list = b;
     }
   }
-  mr__spin_unlock(&ps->lock);
+  mr__bias_unlock(&ps->lock);
   if (!list)
     return;
   pthread_mutex_lock(&p->mu);
@@ -249,9 +249,9 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
   for (mr__pstream *o = p->streams; o && *st == MR_ERR_UNKNOWN_POINTER; o = o->next) {
     if (o == ps)
       continue;
-    mr__spin_lock(&o->lock);
+    mr__bias_lock(&o->lock);
     b = mr__livemap_take(&o->lives, addr, size, st);
-    mr__spin_unlock(&o->lock);
+    mr__bias_unlock(&o->lock);
   }
   pthread_mutex_unlock(&p->mu);
   return b;
@@ -264,15 +264,15 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
     return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
                      p->name);
   mr_status st;
-  mr__spin_lock(&ps->lock);
+  mr__bias_lock(&ps->lock);
   mr__blk *b = mr__livemap_take(&ps->lives, (uintptr_t)ptr, size, &st);
   if (MR_UNLIKELY(st != MR_OK)) {
-    mr__spin_unlock(&ps->lock);
+    mr__bias_unlock(&ps->lock);
     if (st == MR_ERR_UNKNOWN_POINTER) /* freed on another stream than its own? */
       b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st);
     if (st != MR_OK)
       return free_error(p, ptr, size, st, b);
-    mr__spin_lock(&ps->lock);
+    mr__bias_lock(&ps->lock);
   }
   int direct, over = 0;
   ps->frees++;
@@ -283,7 +283,7 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   direct = b->size > p->cache_cap;
   if (!direct)
     over = cache_push(p, ps, b);
-  mr__spin_unlock(&ps->lock);
+  mr__bias_unlock(&ps->lock);
   if (direct) {
     b->free_next = NULL;
     pthread_mutex_lock(&p->mu);
@@ -317,12 +317,12 @@ static mr_status pool_stats(mr_allocator *self, mr_stats *s) {
   int64_t in_use = 0, requested = 0, live = 0;
   pthread_mutex_lock(&p->mu);
   for (mr__pstream *ps = p->streams; ps; ps = ps->next) {
-    mr__spin_lock(&ps->lock);
+    mr__bias_lock(&ps->lock);
     sum_stream(s, ps);
     in_use += ps->in_use;
     requested += ps->requested;
     live += ps->live;
-    mr__spin_unlock(&ps->lock);
+    mr__bias_unlock(&ps->lock);
   }
   s->bytes_in_use = (uint64_t)in_use;
   s->bytes_requested = (uint64_t)requested;
@@ -486,14 +486,14 @@ mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream, mr
   while (ps && !(stream ? ps->stream && ps->id == stream->id : !ps->stream))
     ps = ps->next;
   if (ps) {
-    mr__spin_lock(&ps->lock);
+    mr__bias_lock(&ps->lock);
     sum_stream(&s, ps);
     s.bytes_in_use = ps->in_use > 0 ? (uint64_t)ps->in_use : 0;
     s.bytes_requested = ps->requested > 0 ? (uint64_t)ps->requested : 0;
     s.live_blocks = ps->live > 0 ? (uint64_t)ps->live : 0;
     s.peak_in_use = ps->peak_in_use;
     s.peak_requested = ps->peak_requested;
-    mr__spin_unlock(&ps->lock);
+    mr__bias_unlock(&ps->lock);
     s.largest_free_block = mr__tlsf_largest(&ps->pending[0]);
     size_t l = mr__tlsf_largest(&ps->pending[1]);
     if (l > s.largest_free_block)
@@ -510,10 +510,10 @@ mr_status mr_caching_pool_validate(mr_allocator *pool) {
     return MR_ERR_INVALID_ARG;
   pthread_mutex_lock(&p->mu);
   for (mr__pstream *ps = p->streams; ps; ps = ps->next)
-    mr__spin_lock(&ps->lock);
+    mr__bias_lock(&ps->lock);
   mr_status st = mr__core_validate(p);
   for (mr__pstream *ps = p->streams; ps; ps = ps->next)
-    mr__spin_unlock(&ps->lock);
+    mr__bias_unlock(&ps->lock);
   pthread_mutex_unlock(&p->mu);
   return st;
 }

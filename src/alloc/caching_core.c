@@ -283,7 +283,7 @@ void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
 
 void mr__core_flush_cache(mr__pool *p, mr__pstream *ps) {
   mr__blk *list = NULL;
-  mr__spin_lock(&ps->lock);
+  mr__bias_lock(&ps->lock);
   if (ps->cache_blocks) {
     for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
       while (ps->bin_map[w]) {
@@ -302,7 +302,7 @@ void mr__core_flush_cache(mr__pool *p, mr__pstream *ps) {
     ps->cache_bytes = 0;
     ps->cache_blocks = 0;
   }
-  mr__spin_unlock(&ps->lock);
+  mr__bias_unlock(&ps->lock);
   mr__core_put(p, ps, list);
 }
 
@@ -757,7 +757,7 @@ mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s) {
   mr__pstream *ps = mr__calloc_aligned(sizeof *ps);
   if (!ps)
     return NULL;
-  mr__spin_init(&ps->lock);
+  mr__bias_init(&ps->lock, mr__bias_self());
   ps->stream = mr_stream_retain(s);
   ps->id = s ? s->id : 0;
   mr__tlsf_init(&ps->pending[0]);

@@ -4,6 +4,7 @@
 #ifndef MEMRES_ALLOC_CACHING_INTERNAL_H
 #define MEMRES_ALLOC_CACHING_INTERNAL_H
 
+#include "../common/bias.h"
 #include "../common/spin.h"
 #include "internal.h"
 #include "tlsf.h"
@@ -93,7 +94,7 @@ void mr__livemap_destroy(mr__livemap *m);
  * is destroyed; retains its mr_stream. */
 typedef struct mr__pstream {
   /* front: under `lock` */
-  _Alignas(64) mr__spin lock;
+  _Alignas(64) mr__bias lock;     /* biased to the thread that first used the stream */
   mr__blk *bins[MR_TLSF_CLASSES]; /* LIFO stacks through free_next */
   uint64_t bin_map[MR__CACHE_BIN_WORDS];
   size_t cache_bytes;
