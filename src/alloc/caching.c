@@ -76,7 +76,7 @@ static void publish(mr__pool *p, mr__pstream *ps) {
   }
 }
 
-static inline void account(mr__pool *p, mr__pstream *ps, int64_t bytes, int64_t requested) {
+static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstream *ps, int64_t bytes, int64_t requested) {
   ps->in_use += bytes;
   ps->requested += requested;
   if (ps->in_use > 0 && (uint64_t)ps->in_use > ps->peak_in_use)
@@ -94,7 +94,7 @@ static inline void account(mr__pool *p, mr__pstream *ps, int64_t bytes, int64_t 
 
 /* Files b (out of every list, state CACHED) in ps's front cache, under ps->lock. Returns 1 if the
  * cache went over its budget. */
-static inline int cache_push(mr__pool *p, mr__pstream *ps, mr__blk *b) {
+static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pstream *ps, mr__blk *b) {
   unsigned cls = mr__tlsf_class(b->size);
   b->free_next = ps->bins[cls];
   ps->bins[cls] = b;

@@ -36,6 +36,23 @@ struct mr__pstream;
 struct mr__batch;
 struct mr__seg;
 
+struct mr__blk;
+
+/* livemap.c: a stream's live blocks by address (under the stream's lock); the hot operations are
+ * inline below, after mr__blk. */
+typedef struct mr__livemap {
+  struct mr__blk **slots;
+  size_t mask;
+  size_t count;
+  size_t limit; /* grow when count reaches it (half the slots) */
+} mr__livemap;
+
+int mr__livemap_rehash(mr__livemap *m, size_t cap);
+/* Makes room for one more (0 when there is no host memory for it). */
+int mr__livemap_grow(mr__livemap *m);
+int mr__livemap_contains(const mr__livemap *m, const struct mr__blk *b);
+void mr__livemap_destroy(mr__livemap *m);
+
 typedef struct mr__blk {
   _Alignas(64) uintptr_t addr; /* blocks never share a cache line: threads own their own */
   size_t size;                 /* bytes of the block (a multiple of the pool's alignment) */
@@ -51,6 +68,54 @@ typedef struct mr__blk {
   unsigned char small;
   unsigned short cls; /* TLSF class while indexed */
 } mr__blk;
+
+static inline size_t mr__livemap_slot(uintptr_t addr, size_t mask) {
+  uint64_t h = (uint64_t)addr >> 8;
+  h *= 0x9E3779B97F4A7C15ull;
+  return (size_t)(h >> 32) & mask;
+}
+
+/* 0 when there is no host memory for it. */
+static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b) {
+  if (MR_UNLIKELY(m->count >= m->limit) && !mr__livemap_grow(m))
+    return 0;
+  size_t j = mr__livemap_slot(b->addr, m->mask);
+  while (m->slots[j])
+    j = (j + 1) & m->mask;
+  m->slots[j] = b;
+  m->count++;
+  return 1;
+}
+
+/* The block at addr, removed if its requested size is `size` (*st MR_OK); left in place with
+ * *st MR_ERR_INVALID_ARG if the size differs; NULL with MR_ERR_UNKNOWN_POINTER if absent.
+ * Backward-shift deletion keeps every probe chain unbroken. */
+static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
+                                        mr_status *st) {
+  size_t mask = m->mask, i = mr__livemap_slot(addr, mask);
+  mr__blk *b;
+  if (MR_UNLIKELY(!m->count)) {
+    *st = MR_ERR_UNKNOWN_POINTER;
+    return NULL;
+  }
+  while ((b = m->slots[i]) && b->addr != addr)
+    i = (i + 1) & mask;
+  if (MR_UNLIKELY(!b || b->requested != size)) {
+    *st = b ? MR_ERR_INVALID_ARG : MR_ERR_UNKNOWN_POINTER;
+    return b;
+  }
+  for (size_t j = (i + 1) & mask; m->slots[j]; j = (j + 1) & mask) {
+    size_t k = mr__livemap_slot(m->slots[j]->addr, mask);
+    if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
+      m->slots[i] = m->slots[j];
+      i = j;
+    }
+  }
+  m->slots[i] = NULL;
+  m->count--;
+  *st = MR_OK;
+  return b;
+}
 
 typedef struct mr__seg {
   uintptr_t base; /* aligned start */
@@ -74,21 +139,6 @@ typedef struct mr__batch {
 } mr__batch;
 
 #define MR__CACHE_BIN_WORDS (MR_TLSF_CLASSES / 64)
-
-/* livemap.c: a stream's live blocks by address (under the stream's lock). */
-typedef struct mr__livemap {
-  mr__blk **slots;
-  size_t mask;
-  size_t count;
-} mr__livemap;
-
-/* 0 when there is no host memory for it. */
-int mr__livemap_insert(mr__livemap *m, mr__blk *b);
-/* The block at addr, removed if its requested size is `size` (*st MR_OK); left in place with
- * *st MR_ERR_INVALID_ARG if the size differs; NULL with MR_ERR_UNKNOWN_POINTER if absent. */
-mr__blk *mr__livemap_take(mr__livemap *m, uintptr_t addr, size_t size, mr_status *st);
-int mr__livemap_contains(const mr__livemap *m, const mr__blk *b);
-void mr__livemap_destroy(mr__livemap *m);
 
 /* One per stream the pool has seen (and one for host order: stream NULL). Lives until the pool
  * is destroyed; retains its mr_stream. */

@@ -54,7 +54,7 @@ static inline void mr__bias_init(mr__bias *b, const void *owner) {
   b->fast = 0;
 }
 
-static inline void mr__bias_lock(mr__bias *b) {
+static inline __attribute__((always_inline)) void mr__bias_lock(mr__bias *b) {
 #if MR__BIAS_FAST
   const void *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
   if (owner && owner == mr__bias_self()) {
@@ -85,7 +85,7 @@ static inline void mr__bias_lock(mr__bias *b) {
 #endif
 }
 
-static inline void mr__bias_unlock(mr__bias *b) {
+static inline __attribute__((always_inline)) void mr__bias_unlock(mr__bias *b) {
 #if MR__BIAS_FAST
   if (b->fast) {
     atomic_store_explicit(&b->busy, 0, memory_order_release);
