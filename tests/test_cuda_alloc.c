@@ -355,31 +355,4 @@ Test(cuda_alloc, bad_device_ids_and_options) {
   cr_assert_null(a);
 }
 
-Test(cuda_alloc, current_device_is_restored_across_gpus) {
-  require_gpus(2);
-  cr_assert_eq(cudaSetDevice(1), cudaSuccess);
-  for (int b = 0; b < 4; b++) {
-    mr_allocator *a = device_alloc(k_backends[b], 0);
-    cr_assert_eq(current_device(), 1);
-    void *p = NULL;
-    cr_assert_eq(mr_alloc(a, 4096, &p), MR_OK, "%s", mr_last_error());
-    cr_assert_eq(current_device(), 1);
-    struct cudaPointerAttributes attr;
-    cr_assert_eq(cudaPointerGetAttributes(&attr, p), cudaSuccess);
-    cr_assert_eq(attr.device, 0, "allocated on the allocator's device");
-    cr_assert_eq(mr_free(a, p, 4096), MR_OK);
-    cr_assert_eq(mr_trim(a, 0), MR_OK);
-    cr_assert_eq(current_device(), 1);
-    mr_allocator_release(a);
-    cr_assert_eq(current_device(), 1);
-  }
-  mr_allocator *pin = NULL;
-  cr_assert_eq(mr_pinned_allocator_create(&pin, 0, NULL), MR_OK);
-  void *p = NULL;
-  cr_assert_eq(mr_alloc(pin, 4096, &p), MR_OK);
-  cr_assert_eq(mr_free(pin, p, 4096), MR_OK);
-  cr_assert_eq(current_device(), 1);
-  mr_allocator_release(pin);
-}
-
 #endif /* MEMRES_HAVE_CUDA */

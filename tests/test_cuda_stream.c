@@ -297,29 +297,4 @@ Test(cuda_stream, bad_device_ids) {
   cr_assert_null(s);
 }
 
-Test(cuda_stream, current_device_is_restored) {
-  require_gpus(2);
-  cr_assert_eq(cudaSetDevice(1), cudaSuccess);
-  mr_stream *s = NULL, *w = NULL;
-  mr_event *e = NULL;
-  cr_assert_eq(mr_stream_create(&s, 0, 0), MR_OK);
-  cr_assert_eq(current_device(), 1);
-  int on = -1;
-  cr_assert_eq(cudaStreamGetDevice(mr_stream_cuda(s), &on), cudaSuccess);
-  cr_assert_eq(on, 0, "created on device 0");
-  cr_assert_eq(mr_event_create(&e, s), MR_OK);
-  cr_assert_eq(mr_event_record(e, s), MR_OK);
-  cr_assert_eq(mr_stream_synchronize(s), MR_OK);
-  cr_assert_eq(mr_stream_from_cuda(&w, mr_stream_cuda(s), 0), MR_OK);
-  cr_assert_eq(current_device(), 1);
-  mr_stream *wrong = NULL;
-  cr_assert_eq(mr_stream_from_cuda(&wrong, mr_stream_cuda(s), 1), MR_ERR_INVALID_ARG,
-               "a stream of device 0 declared as device 1");
-  cr_assert_eq(current_device(), 1);
-  mr_event_destroy(e);
-  mr_stream_release(w);
-  mr_stream_release(s);
-  cr_assert_eq(current_device(), 1);
-}
-
 #endif /* MEMRES_HAVE_CUDA */
