@@ -76,7 +76,8 @@ static void publish(mr__pool *p, mr__pstream *ps) {
   }
 }
 
-static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstream *ps, int64_t bytes, int64_t requested) {
+static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstream *ps,
+                                                          int64_t bytes, int64_t requested) {
   ps->in_use += bytes;
   ps->requested += requested;
   if (ps->in_use > 0 && (uint64_t)ps->in_use > ps->peak_in_use)
@@ -94,7 +95,8 @@ static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstre
 
 /* Files b (out of every list, state CACHED) in ps's front cache, under ps->lock. Returns 1 if the
  * cache went over its budget. */
-static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pstream *ps, mr__blk *b) {
+static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pstream *ps,
+                                                            mr__blk *b) {
   unsigned cls = mr__tlsf_class(b->size);
   b->free_next = ps->bins[cls];
   ps->bins[cls] = b;
@@ -345,8 +347,8 @@ static mr_status pool_stats(mr_allocator *self, mr_stats *s) {
   return MR_OK;
 }
 
-static void pool_destroy(mr_allocator *self) {
-  mr__pool *p = self->state;
+/* Gives every segment back and frees the pool's state (reports live blocks, see core_destroy). */
+static void pool_teardown(mr__pool *p) {
   pthread_mutex_lock(&p->mu);
   mr__core_destroy(p);
   pthread_mutex_unlock(&p->mu);
@@ -355,6 +357,8 @@ static void pool_destroy(mr_allocator *self) {
   mr_allocator_release(p->upstream);
   free(p);
 }
+
+static void pool_destroy(mr_allocator *self) { pool_teardown(self->state); }
 
 static const mr_allocator_ops k_pool_ops = {
     .version = MR_ALLOCATOR_OPS_VERSION,
@@ -455,17 +459,10 @@ mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
     pthread_mutex_unlock(&p->mu);
   }
   if (st != MR_OK) {
-    if (a) {
+    if (a)
       mr_allocator_release(a);
-    } else {
-      pthread_mutex_lock(&p->mu);
-      mr__core_destroy(p);
-      pthread_mutex_unlock(&p->mu);
-      mr__blockmap_destroy(&p->map);
-      pthread_mutex_destroy(&p->mu);
-      mr_allocator_release(p->upstream);
-      free(p);
-    }
+    else
+      pool_teardown(p);
     return st;
   }
   *out = a;
