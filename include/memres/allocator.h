@@ -13,7 +13,7 @@ typedef struct mr_allocator mr_allocator;
 typedef struct mr_stats {
   uint32_t struct_size;
   uint32_t version;
-  uint64_t bytes_in_use;   /* bytes handed out and not freed (as the allocator rounds them) */
+  uint64_t bytes_in_use; /* bytes handed out and not freed (as the allocator rounds them) */
   uint64_t peak_in_use;
   uint64_t bytes_requested; /* bytes asked for by live allocations */
   uint64_t peak_requested;
@@ -33,7 +33,8 @@ typedef struct mr_stats {
 } mr_stats;
 
 #define MR_STATS_VERSION 1u
-#define MR_STATS_INIT {.struct_size = sizeof(mr_stats), .version = MR_STATS_VERSION}
+#define MR_STATS_INIT                                                                              \
+  { .struct_size = sizeof(mr_stats), .version = MR_STATS_VERSION }
 
 /* The vtable. Required: alloc, free. Optional (NULL gets a default):
  *   trim: does nothing and returns MR_OK;  stats: MR_ERR_UNSUPPORTED;  destroy: does nothing.
@@ -61,9 +62,8 @@ typedef struct mr_allocator_ops {
  * allocator; `destroy` (if any) frees `state` when the last reference goes. `name` is copied
  * (up to 47 characters). `stream` (may be NULL) is the bound stream that mr_alloc/mr_free use;
  * it is retained. Refcount starts at 1. */
-MR_API mr_status mr_allocator_create(mr_allocator **out, const mr_allocator_ops *ops,
-                                     void *state, mr_device device, const char *name,
-                                     mr_stream *stream);
+MR_API mr_status mr_allocator_create(mr_allocator **out, const mr_allocator_ops *ops, void *state,
+                                     mr_device device, const char *name, mr_stream *stream);
 
 MR_API mr_allocator *mr_allocator_retain(mr_allocator *a);
 MR_API void mr_allocator_release(mr_allocator *a); /* NULL is fine */

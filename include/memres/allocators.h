@@ -78,7 +78,7 @@ typedef struct mr_caching_pool_options {
                                use reaches this many bytes (0: 1 MiB; 1: every operation, exact
                                peaks). Per-stream statistics, and current pool-wide values, are
                                always exact. */
-  const char *name; /* NULL: "caching(<upstream>)" */
+  const char *name;         /* NULL: "caching(<upstream>)" */
 } mr_caching_pool_options;
 
 /* Takes a reference on `upstream`. opts may be NULL (defaults). */
@@ -88,8 +88,7 @@ MR_API mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstre
  * free counts on the stream it is made on: bytes_in_use and live_blocks are what was allocated
  * on the stream minus what was freed on it, shown as 0 when blocks allocated elsewhere were freed
  * there (the pool-wide figures always balance). */
-MR_API mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream,
-                                              mr_stats *out);
+MR_API mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream, mr_stats *out);
 /* Walks every structure of the pool and checks its invariants (blocks tile segments, free
  * lists and bitmaps agree, statistics add up). MR_OK or MR_ERR_INVALID_ARG with the finding.
  * For tests and debugging: call it while no other thread allocates or frees from the pool (an

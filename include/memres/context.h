@@ -69,6 +69,7 @@ static inline mr_guard_item mr_guard_none(const void *p) {
   return it;
 }
 
+// clang-format off
 /* _Generic sorts streams from allocators; a NULL (void *) is an empty entry. */
 #define MR_GUARD_ITEM(x)                                                                           \
   _Generic((x),                                                                                    \
@@ -89,11 +90,13 @@ static inline mr_guard_item mr_guard_none(const void *p) {
 #define MR__MAP7(f, x, ...) f(x), MR__MAP6(f, __VA_ARGS__)
 #define MR__MAP8(f, x, ...) f(x), MR__MAP7(f, __VA_ARGS__)
 #define MR__MAP(f, ...) MR__CAT(MR__MAP, MR__NARG(__VA_ARGS__))(f, __VA_ARGS__)
+// clang-format on
 
 /* Internal to MR_GUARD: push and return the guard by value. */
 MR_API mr_guard mr__guard_begin(const mr_guard_item *items, size_t n);
 MR_API void mr__guard_cleanup(mr_guard *g);
 
+// clang-format off
 #if defined(__GNUC__) || defined(__clang__)
 #define MR_HAVE_CLEANUP 1
 /* MR_GUARD(g, stream, alloc, ...): push 1 to 8 streams/allocators/NULLs; pops when the scope
@@ -102,6 +105,7 @@ MR_API void mr__guard_cleanup(mr_guard *g);
   __attribute__((cleanup(mr__guard_cleanup))) mr_guard g = mr__guard_begin(                        \
       (const mr_guard_item[]){MR__MAP(MR_GUARD_ITEM, __VA_ARGS__)}, MR__NARG(__VA_ARGS__))
 #endif
+// clang-format on
 
 /* ---- named scopes --------------------------------------------------------------------------- */
 /* Push a scope name (copied, up to 63 characters) on this thread's scope stack. */

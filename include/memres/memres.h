@@ -3,13 +3,13 @@
 #ifndef MEMRES_MEMRES_H
 #define MEMRES_MEMRES_H
 
-#include "export.h"
-#include "status.h"
-#include "device.h"
-#include "stream.h"
 #include "allocator.h"
 #include "allocators.h"
-#include "context.h"
 #include "buffer.h"
+#include "context.h"
+#include "device.h"
+#include "export.h"
+#include "status.h"
+#include "stream.h"
 
 #endif

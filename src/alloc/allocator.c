@@ -136,22 +136,22 @@ mr_status mr_stats_get(mr_allocator *a, mr_stats *out) {
 size_t mr_stats_json(const mr_stats *s, char *buf, size_t len) {
   if (!s || (!buf && len))
     return 0;
-  int n = snprintf(
-      buf, len,
-      "{\"bytes_in_use\":%llu,\"peak_in_use\":%llu,\"bytes_requested\":%llu,"
-      "\"peak_requested\":%llu,\"bytes_reserved\":%llu,\"peak_reserved\":%llu,"
-      "\"live_blocks\":%llu,\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,"
-      "\"upstream_allocs\":%llu,\"upstream_frees\":%llu,\"splits\":%llu,\"merges\":%llu,"
-      "\"oom_retries\":%llu,\"largest_free_block\":%llu,\"failed_allocs\":%llu}",
-      (unsigned long long)s->bytes_in_use, (unsigned long long)s->peak_in_use,
-      (unsigned long long)s->bytes_requested, (unsigned long long)s->peak_requested,
-      (unsigned long long)s->bytes_reserved, (unsigned long long)s->peak_reserved,
-      (unsigned long long)s->live_blocks, (unsigned long long)s->allocs,
-      (unsigned long long)s->frees, (unsigned long long)s->cache_hits,
-      (unsigned long long)s->upstream_allocs, (unsigned long long)s->upstream_frees,
-      (unsigned long long)s->splits, (unsigned long long)s->merges,
-      (unsigned long long)s->oom_retries, (unsigned long long)s->largest_free_block,
-      (unsigned long long)s->failed_allocs);
+  int n =
+      snprintf(buf, len,
+               "{\"bytes_in_use\":%llu,\"peak_in_use\":%llu,\"bytes_requested\":%llu,"
+               "\"peak_requested\":%llu,\"bytes_reserved\":%llu,\"peak_reserved\":%llu,"
+               "\"live_blocks\":%llu,\"allocs\":%llu,\"frees\":%llu,\"cache_hits\":%llu,"
+               "\"upstream_allocs\":%llu,\"upstream_frees\":%llu,\"splits\":%llu,\"merges\":%llu,"
+               "\"oom_retries\":%llu,\"largest_free_block\":%llu,\"failed_allocs\":%llu}",
+               (unsigned long long)s->bytes_in_use, (unsigned long long)s->peak_in_use,
+               (unsigned long long)s->bytes_requested, (unsigned long long)s->peak_requested,
+               (unsigned long long)s->bytes_reserved, (unsigned long long)s->peak_reserved,
+               (unsigned long long)s->live_blocks, (unsigned long long)s->allocs,
+               (unsigned long long)s->frees, (unsigned long long)s->cache_hits,
+               (unsigned long long)s->upstream_allocs, (unsigned long long)s->upstream_frees,
+               (unsigned long long)s->splits, (unsigned long long)s->merges,
+               (unsigned long long)s->oom_retries, (unsigned long long)s->largest_free_block,
+               (unsigned long long)s->failed_allocs);
   return n < 0 ? 0 : (size_t)n;
 }
 
@@ -160,9 +160,8 @@ size_t mr_stats_json(const mr_stats *s, char *buf, size_t len) {
 void mr__counters_alloc(mr__counters *c, size_t bytes) {
   uint_fast64_t now = atomic_fetch_add_explicit(&c->in_use, bytes, memory_order_relaxed) + bytes;
   uint_fast64_t peak = atomic_load_explicit(&c->peak, memory_order_relaxed);
-  while (now > peak &&
-         !atomic_compare_exchange_weak_explicit(&c->peak, &peak, now, memory_order_relaxed,
-                                                memory_order_relaxed)) {
+  while (now > peak && !atomic_compare_exchange_weak_explicit(
+                           &c->peak, &peak, now, memory_order_relaxed, memory_order_relaxed)) {
   }
   atomic_fetch_add_explicit(&c->live, 1, memory_order_relaxed);
   atomic_fetch_add_explicit(&c->allocs, 1, memory_order_relaxed);

@@ -13,7 +13,7 @@ struct mr_stream {
 };
 
 struct mr_event {
-  mr_stream *backend; /* the stream whose backend made the handle (retained) */
+  mr_stream *backend;     /* the stream whose backend made the handle (retained) */
   mr_stream *recorded_on; /* last stream recorded on (not retained; may be gone) */
   void *handle;
 };

@@ -29,8 +29,7 @@ mr_status mr_stream_create_custom(mr_stream **out, const mr_stream_ops *ops, voi
   if (!out)
     return mr__error(MR_ERR_INVALID_ARG, "mr_stream_create_custom: out is NULL");
   *out = NULL;
-  if (!ops || !ops->event_create || !ops->event_destroy || !ops->event_record ||
-      !ops->event_query)
+  if (!ops || !ops->event_create || !ops->event_destroy || !ops->event_record || !ops->event_query)
     return mr__error(MR_ERR_INVALID_ARG,
                      "mr_stream_create_custom: ops is NULL or lacks a required event op");
   if (ops->version != MR_STREAM_OPS_VERSION)
