@@ -14,8 +14,8 @@ mr_status mr_allocator_create(mr_allocator **out, const mr_allocator_ops *ops, v
     return mr__error(MR_ERR_INVALID_ARG,
                      "mr_allocator_create: ops is NULL or lacks alloc/free (name '%s')",
                      name ? name : "");
-  if (ops->version != MR_ALLOCATOR_OPS_VERSION)
-    return mr__error(MR_ERR_INVALID_ARG, "mr_allocator_create: ops version %u, expected %u",
+  if (ops->version < 1 || ops->version > MR_ALLOCATOR_OPS_VERSION)
+    return mr__error(MR_ERR_INVALID_ARG, "mr_allocator_create: ops version %u, expected 1..%u",
                      ops->version, MR_ALLOCATOR_OPS_VERSION);
   if ((unsigned)device.kind >= MR_KIND_COUNT_ || device.id < 0)
     return mr__error(MR_ERR_INVALID_ARG, "mr_allocator_create: bad device {kind %d, id %d}",
@@ -27,7 +27,7 @@ mr_status mr_allocator_create(mr_allocator **out, const mr_allocator_ops *ops, v
   a->state = state;
   a->device = device;
   a->stream = mr_stream_retain(stream);
-  atomic_init(&a->refs, 1);
+  mr__rc_init(&a->rc);
   snprintf(a->name, sizeof a->name, "%s", name ? name : "allocator");
   *out = a;
   return MR_OK;
@@ -35,21 +35,22 @@ mr_status mr_allocator_create(mr_allocator **out, const mr_allocator_ops *ops, v
 
 mr_allocator *mr_allocator_retain(mr_allocator *a) {
   if (a)
-    atomic_fetch_add_explicit(&a->refs, 1, memory_order_relaxed);
+    mr__rc_retain(&a->rc);
   return a;
 }
 
-void mr_allocator_release(mr_allocator *a) {
-  if (!a)
-    return;
-  if (atomic_fetch_sub_explicit(&a->refs, 1, memory_order_acq_rel) != 1)
-    return;
+void mr__allocator_destroy(mr_allocator *a) {
   if (a->parent)
     mr_allocator_release(a->parent);
   else if (a->ops->destroy)
     a->ops->destroy(a);
   mr_stream_release(a->stream);
   free(a);
+}
+
+void mr_allocator_release(mr_allocator *a) {
+  if (a && mr__rc_release(&a->rc))
+    mr__allocator_destroy(a);
 }
 
 mr_status mr_allocator_bind(mr_allocator *a, mr_stream *stream, mr_allocator **view) {
@@ -107,6 +108,22 @@ mr_status mr_trim(mr_allocator *a, size_t keep_bytes) {
   if (!a)
     return mr__error(MR_ERR_INVALID_ARG, "mr_trim: allocator is NULL");
   return a->ops->trim ? a->ops->trim(a, keep_bytes) : MR_OK;
+}
+
+mr_status mr_allocator_grant_access(mr_allocator *a, int peer_device) {
+  if (!a)
+    return mr__error(MR_ERR_INVALID_ARG, "mr_allocator_grant_access: allocator is NULL");
+  if (peer_device < 0)
+    return mr__error(MR_ERR_INVALID_ARG, "mr_allocator_grant_access: '%s': bad peer device %d",
+                     a->name, peer_device);
+  /* A version-1 table ends before grant_access: never read past it. */
+  mr_grant_access_fn *fn = a->ops->version >= 2 ? a->ops->grant_access : NULL;
+  if (!fn)
+    return mr__error(MR_ERR_UNSUPPORTED,
+                     "mr_allocator_grant_access: '%s' (%s memory) cannot grant device %d access "
+                     "(its vtable has no grant_access)",
+                     a->name, mr_kind_str(a->device.kind), peer_device);
+  return fn(a, peer_device);
 }
 
 void mr__stats_copy_out(mr_stats *out, const mr_stats *src) {

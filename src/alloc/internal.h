@@ -12,9 +12,12 @@ struct mr_allocator {
   mr_stream *stream;    /* bound stream (retained), or NULL */
   mr_allocator *parent; /* for a view: the allocator whose state it shares (retained) */
   mr_device device;
-  atomic_long refs;
+  mr__rc rc;
   char name[MR_NAME_MAX];
 };
+
+/* Destroys an allocator whose last reference is gone. */
+void mr__allocator_destroy(mr_allocator *a);
 
 /* Fill a stats struct the caller sized: copies min(struct_size, sizeof) bytes of src. */
 void mr__stats_copy_out(mr_stats *out, const mr_stats *src);

@@ -125,27 +125,21 @@ static inline ctx *ctx_get(void) {
   return c;
 }
 
-/* Reference counting inlined on the hot path (the objects' own retain/release are a call away in
- * another file); the last release goes through the object's own release, which destroys it. */
-static inline atomic_long *refs_of(int slot, void *p) {
-  return slot == SLOT_STREAM ? &((mr_stream *)p)->refs : &((mr_allocator *)p)->refs;
+/* Reference counting inlined on the hot path (biased to the objects' creating thread: a guard's
+ * retains and releases of objects its thread made cost no locked instruction). */
+static inline mr__rc *rc_of(int slot, void *p) {
+  return slot == SLOT_STREAM ? &((mr_stream *)p)->rc : &((mr_allocator *)p)->rc;
 }
 
-static inline void retain_slot(int slot, void *p) {
-  atomic_fetch_add_explicit(refs_of(slot, p), 1, memory_order_relaxed);
-}
+static inline void retain_slot(int slot, void *p) { mr__rc_retain(rc_of(slot, p)); }
 
 static inline void release_slot(int slot, void *p) {
-  atomic_long *r = refs_of(slot, p);
-  if (MR_LIKELY(atomic_fetch_sub_explicit(r, 1, memory_order_acq_rel) != 1))
+  if (MR_LIKELY(!mr__rc_release(rc_of(slot, p))))
     return;
-  /* Ours was the last reference, so nobody else can see the count: give it back and let the
-   * object's release do the last decrement and the destruction. */
-  atomic_store_explicit(r, 1, memory_order_relaxed);
   if (slot == SLOT_STREAM)
-    mr_stream_release(p);
+    mr__stream_destroy(p);
   else
-    mr_allocator_release(p);
+    mr__allocator_destroy(p);
 }
 
 static void thread_exit(void *arg) {
@@ -212,6 +206,33 @@ mr_allocator *mr_context_alloc(mr_kind kind) {
   static const char *const what[MR_KIND_COUNT_] = {"host allocator", "pinned allocator",
                                                    "device allocator"};
   return empty(what[kind]);
+}
+
+mr_allocator *mr_context_alloc_for(mr_device device) {
+  if (MR_UNLIKELY((unsigned)device.kind >= MR_KIND_COUNT_)) {
+    mr__error(MR_ERR_INVALID_ARG, "mr_context_alloc_for: bad kind %d", (int)device.kind);
+    return NULL;
+  }
+  if (device.kind != MR_DEVICE)
+    return mr_context_alloc(device.kind);
+  ctx *c = ctx_get();
+  const stack *s = &c->st[MR_DEVICE];
+  mr_allocator *top_alloc = s->len ? s->items[s->len - 1] : NULL;
+  if (MR_LIKELY(top_alloc && top_alloc->device.id == device.id))
+    return top_alloc;
+  for (size_t i = s->len; i-- > 0;) {
+    mr_allocator *a = s->items[i];
+    if (a->device.id == device.id)
+      return a;
+  }
+  if (!top_alloc)
+    return empty("device allocator");
+  mr__error(MR_ERR_EMPTY_CONTEXT,
+            "no allocator for device %d in this thread's context (%zu device allocator%s pushed, "
+            "the top one '%s' on device %d; push one for device %d, e.g. with MR_GUARD)",
+            device.id, s->len, s->len == 1 ? "" : "s", top_alloc->name, top_alloc->device.id,
+            device.id);
+  return NULL;
 }
 
 mr_stream *mr__context_stream_peek(void) { return top(SLOT_STREAM); }

@@ -3,13 +3,14 @@
 #define MEMRES_STREAM_INTERNAL_H
 
 #include "../common/internal.h"
+#include "../common/refcount.h"
 
 struct mr_stream {
   const mr_stream_ops *ops;
   void *state;
   mr_device device;
   uint64_t id;
-  atomic_long refs;
+  mr__rc rc;
 };
 
 struct mr_event {
@@ -17,6 +18,9 @@ struct mr_event {
   mr_stream *recorded_on; /* last stream recorded on (not retained; may be gone) */
   void *handle;
 };
+
+/* Destroys a stream whose last reference is gone. */
+void mr__stream_destroy(mr_stream *s);
 
 /* A fresh process-unique identity for a stream without one of its own. */
 uint64_t mr__stream_next_id(void);

@@ -19,7 +19,7 @@ mr_status mr__stream_create_with_id(mr_stream **out, const mr_stream_ops *ops, v
   s->state = state;
   s->device = device;
   s->id = id;
-  atomic_init(&s->refs, 1);
+  mr__rc_init(&s->rc);
   *out = s;
   return MR_OK;
 }
@@ -43,18 +43,19 @@ mr_status mr_stream_create_custom(mr_stream **out, const mr_stream_ops *ops, voi
 
 mr_stream *mr_stream_retain(mr_stream *s) {
   if (s)
-    atomic_fetch_add_explicit(&s->refs, 1, memory_order_relaxed);
+    mr__rc_retain(&s->rc);
   return s;
 }
 
-void mr_stream_release(mr_stream *s) {
-  if (!s)
-    return;
-  if (atomic_fetch_sub_explicit(&s->refs, 1, memory_order_acq_rel) != 1)
-    return;
+void mr__stream_destroy(mr_stream *s) {
   if (s->ops->destroy)
     s->ops->destroy(s);
   free(s);
+}
+
+void mr_stream_release(mr_stream *s) {
+  if (s && mr__rc_release(&s->rc))
+    mr__stream_destroy(s);
 }
 
 void *mr_stream_state(const mr_stream *s) { return s ? s->state : NULL; }

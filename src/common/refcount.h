@@ -1,0 +1,65 @@
+/* A reference count biased to the thread that created the object (as bias.h biases a lock): that
+ * thread counts with plain loads and stores, any other thread with atomic read-modify-writes,
+ * and the one that may have dropped the last reference checks both halves, paying a membarrier
+ * when it is not the owner. A context guard pushes and pops objects its own thread created, so
+ * its retains and releases cost no locked instruction.
+ *
+ * The count is local + shared: local is the owner's (non-negative), shared the others' (may go
+ * negative when another thread releases a reference the owner took). Zero total = dead; the
+ * `dead` flag makes sure one thread destroys, if both halves see zero at once. */
+#ifndef MEMRES_COMMON_REFCOUNT_H
+#define MEMRES_COMMON_REFCOUNT_H
+
+#include "bias.h"
+
+#include <stdbool.h>
+
+typedef struct mr__rc {
+  atomic_long local;           /* written by the owner only */
+  atomic_long shared;          /* every other thread */
+  _Atomic(const void *) owner; /* NULL: no owner, everyone counts in shared */
+  atomic_int dead;
+} mr__rc;
+
+/* Starts at one reference, held by the calling thread. */
+static inline void mr__rc_init(mr__rc *r) {
+  const void *owner = MR__BIAS_FAST && mr__bias_available() ? mr__bias_self() : NULL;
+  atomic_init(&r->local, owner ? 1 : 0);
+  atomic_init(&r->shared, owner ? 0 : 1);
+  atomic_init(&r->owner, owner);
+  atomic_init(&r->dead, 0);
+}
+
+static inline __attribute__((always_inline)) void mr__rc_retain(mr__rc *r) {
+  if (atomic_load_explicit(&r->owner, memory_order_relaxed) == mr__bias_self()) {
+    long l = atomic_load_explicit(&r->local, memory_order_relaxed);
+    atomic_store_explicit(&r->local, l + 1, memory_order_relaxed);
+  } else {
+    atomic_fetch_add_explicit(&r->shared, 1, memory_order_relaxed);
+  }
+}
+
+/* True when the caller dropped the last reference and must destroy the object. */
+static inline __attribute__((always_inline)) bool mr__rc_release(mr__rc *r) {
+  const void *owner = atomic_load_explicit(&r->owner, memory_order_relaxed);
+  if (owner == mr__bias_self()) {
+    long l = atomic_load_explicit(&r->local, memory_order_relaxed) - 1;
+    atomic_store_explicit(&r->local, l, memory_order_release);
+    atomic_signal_fence(memory_order_seq_cst); /* the others' membarrier orders this store */
+    if (l + atomic_load_explicit(&r->shared, memory_order_acquire) != 0)
+      return false;
+  } else {
+    long s = atomic_fetch_sub_explicit(&r->shared, 1, memory_order_acq_rel) - 1;
+    if (s > 0)
+      return false;
+    if (owner)
+      mr__bias_barrier(); /* the owner's last store to local is visible after this */
+    if (atomic_load_explicit(&r->local, memory_order_acquire) +
+            atomic_load_explicit(&r->shared, memory_order_acquire) !=
+        0)
+      return false;
+  }
+  return atomic_exchange_explicit(&r->dead, 1, memory_order_acq_rel) == 0;
+}
+
+#endif
