@@ -37,7 +37,8 @@ typedef struct mr_stats {
   { .struct_size = sizeof(mr_stats), .version = MR_STATS_VERSION }
 
 /* The vtable. Required: alloc, free. Optional (NULL gets a default):
- *   trim: does nothing and returns MR_OK;  stats: MR_ERR_UNSUPPORTED;  destroy: does nothing.
+ *   trim: does nothing and returns MR_OK;  stats: MR_ERR_UNSUPPORTED;  destroy: does nothing;
+ *   grant_access: MR_ERR_UNSUPPORTED (see mr_allocator_grant_access).
  * `stream` is the stream the caller orders the operation on; NULL means none (host order).
  * `size` passed to free is the size given to alloc. Each op returns a status and reports
  * errors through mr_set_error (internal.h) / the public mr_report_error. */
@@ -46,6 +47,7 @@ typedef mr_status mr_free_fn(mr_allocator *self, void *ptr, size_t size, mr_stre
 typedef mr_status mr_trim_fn(mr_allocator *self, size_t keep_bytes);
 typedef mr_status mr_stats_fn(mr_allocator *self, mr_stats *out);
 typedef void mr_destroy_fn(mr_allocator *self);
+typedef mr_status mr_grant_access_fn(mr_allocator *self, int peer_device);
 
 typedef struct mr_allocator_ops {
   uint32_t version; /* MR_ALLOCATOR_OPS_VERSION */
@@ -54,9 +56,12 @@ typedef struct mr_allocator_ops {
   mr_trim_fn *trim;
   mr_stats_fn *stats;
   mr_destroy_fn *destroy;
+  /* Version 2. Tables of version 1 (built before it existed) end above: it is not read. */
+  mr_grant_access_fn *grant_access;
 } mr_allocator_ops;
 
-#define MR_ALLOCATOR_OPS_VERSION 1u
+/* 2 added grant_access at the end; mr_allocator_create accepts versions 1 and 2. */
+#define MR_ALLOCATOR_OPS_VERSION 2u
 
 /* Plug in an allocator: a vtable and a state pointer, nothing else. `ops` must outlive the
  * allocator; `destroy` (if any) frees `state` when the last reference goes. `name` is copied
@@ -87,6 +92,13 @@ MR_API mr_status mr_alloc_async(mr_allocator *a, size_t size, mr_stream *stream,
 MR_API mr_status mr_free_async(mr_allocator *a, void *ptr, size_t size, mr_stream *stream);
 
 MR_API mr_status mr_trim(mr_allocator *a, size_t keep_bytes);
+/* Let GPU `peer_device` read and write the memory `a` hands out (blocks already handed out and
+ * future ones). Device allocators: cudaMemPoolSetAccess on a mempool, peer access enabled from
+ * the peer for cudaMalloc; pools and adaptors pass it to their upstream. Errors: the allocator's
+ * own device (MR_ERR_INVALID_ARG), no such GPU (MR_ERR_NO_DEVICE; a negative id is
+ * MR_ERR_INVALID_ARG), no peer path between the two GPUs, or an allocator without the op
+ * (MR_ERR_UNSUPPORTED), each with a message. */
+MR_API mr_status mr_allocator_grant_access(mr_allocator *a, int peer_device);
 /* `out->struct_size` must be set (MR_STATS_INIT); fields past it are not written. */
 MR_API mr_status mr_stats_get(mr_allocator *a, mr_stats *out);
 /* The statistics as a JSON object into buf (truncated to len, always terminated). Returns the

@@ -44,6 +44,12 @@ MR_API mr_status mr_device_allocator_create(mr_allocator **out, int device_id,
                                             const mr_device_options *opts);
 /* Which backend the allocator ended up with. */
 MR_API mr_device_backend mr_device_allocator_backend(const mr_allocator *a);
+/* The process's default allocator for GPU `device_id` (MR_DEVICE_AUTO on that device), created
+ * on first use, once, whichever threads ask (as RMM's per-device resource). Not retained for the
+ * caller: do not release it; it lives until the process exits. NULL when it cannot be had, with
+ * MR_ERR_INVALID_ARG (negative id) or MR_ERR_NO_DEVICE (no such GPU, no GPU, built without
+ * CUDA), or the creation's error, in mr_last_error(). */
+MR_API mr_allocator *mr_device_default(int device_id);
 
 /* ---- caching pool: stream-ordered, over any upstream -------------------------------------- */
 typedef enum mr_cross_stream_policy {

@@ -24,8 +24,10 @@ MR_API const char *mr_dtype_str(mr_dtype dtype);
 
 typedef struct mr_buffer mr_buffer;
 
-/* count elements of dtype on `device`, from mr_context_alloc(device.kind) (and, for MR_DEVICE,
- * that allocator must be of device.id). Retains the allocator. count 0 is MR_ERR_INVALID_ARG. */
+/* count elements of dtype on `device`, from mr_context_alloc_for(device): for MR_DEVICE the
+ * topmost device allocator of GPU device.id (MR_ERR_INVALID_ARG if device allocators are pushed
+ * but none of that GPU, MR_ERR_EMPTY_CONTEXT if none is). Retains the allocator. count 0 is
+ * MR_ERR_INVALID_ARG. */
 MR_API mr_status mr_buffer_create(mr_buffer **out, size_t count, mr_dtype dtype, mr_device device);
 /* Same, from an explicit allocator. */
 MR_API mr_status mr_buffer_create_from(mr_buffer **out, size_t count, mr_dtype dtype,

@@ -14,6 +14,12 @@ MR_API mr_allocator *mr_context_pinned_alloc(void);
 MR_API mr_allocator *mr_context_device_alloc(void);
 /* MR_HOST, MR_PINNED or MR_DEVICE; NULL with MR_ERR_INVALID_ARG for another kind. */
 MR_API mr_allocator *mr_context_alloc(mr_kind kind);
+/* The allocator for memory on `device`: for MR_DEVICE, the topmost allocator on the device
+ * stack whose device id is device.id (the stack is walked down from the top, so a guard for
+ * another GPU above it does not hide it); for MR_HOST and MR_PINNED, the top of that stack
+ * (host memory has no GPU; pinned memory, portable by default, is usable from every GPU). NULL with
+ * MR_ERR_EMPTY_CONTEXT when there is none, MR_ERR_INVALID_ARG for a bad kind. */
+MR_API mr_allocator *mr_context_alloc_for(mr_device device);
 
 /* Single pushes: each adds one mask entry naming what it pushed (none for NULL), and retains.
  * An allocator goes on the stack of its device kind. */

@@ -1,6 +1,7 @@
 /* mr_buffer: a refcounted typed buffer whose bytes come from the context's allocator. */
 #include "../context/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -73,16 +74,20 @@ mr_status mr_buffer_create(mr_buffer **out, size_t count, mr_dtype dtype, mr_dev
     return st;
   if ((unsigned)device.kind >= MR_KIND_COUNT_)
     return mr__error(MR_ERR_INVALID_ARG, "mr_buffer_create: bad device kind %d", (int)device.kind);
-  mr_allocator *a = mr_context_alloc(device.kind);
-  if (!a)
+  mr_allocator *a = mr_context_alloc_for(device);
+  if (!a) {
+    if (device.kind == MR_DEVICE && mr_context_alloc_depth(MR_DEVICE) > 0) {
+      /* Device allocators are pushed, none of them on that GPU: a wrong argument rather than an
+       * empty context. The context's message names the top one and its GPU. */
+      char why[400];
+      snprintf(why, sizeof why, "%s", mr_last_error());
+      return mr__error(MR_ERR_INVALID_ARG, "mr_buffer_create: %zu x %s on device %d: %s", count,
+                       mr_dtype_str(dtype), device.id, why);
+    }
     return mr__error(MR_ERR_EMPTY_CONTEXT,
                      "mr_buffer_create: no %s allocator in this thread's context for %zu x %s",
                      mr_kind_str(device.kind), count, mr_dtype_str(dtype));
-  if (device.kind == MR_DEVICE && a->device.id != device.id)
-    return mr__error(MR_ERR_INVALID_ARG,
-                     "mr_buffer_create: asked for device %d, but the context's device allocator "
-                     "'%s' is on device %d",
-                     device.id, a->name, a->device.id);
+  }
   return make(out, count, dtype, bytes, a);
 }
 

@@ -360,6 +360,12 @@ static void pool_teardown(mr__pool *p) {
 
 static void pool_destroy(mr_allocator *self) { pool_teardown(self->state); }
 
+/* Blocks are carved from upstream segments: granting the upstream covers them all. */
+static mr_status pool_grant_access(mr_allocator *self, int peer_device) {
+  mr__pool *p = self->state;
+  return mr_allocator_grant_access(p->upstream, peer_device);
+}
+
 static const mr_allocator_ops k_pool_ops = {
     .version = MR_ALLOCATOR_OPS_VERSION,
     .alloc = pool_alloc,
@@ -367,6 +373,7 @@ static const mr_allocator_ops k_pool_ops = {
     .trim = pool_trim,
     .stats = pool_stats,
     .destroy = pool_destroy,
+    .grant_access = pool_grant_access,
 };
 
 /* ---- public API ------------------------------------------------------------------------------ */

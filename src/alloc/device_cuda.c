@@ -30,6 +30,7 @@ static mr_free_fn dev_free;
 static mr_trim_fn dev_trim;
 static mr_stats_fn dev_stats;
 static mr_destroy_fn dev_destroy;
+static mr_grant_access_fn dev_grant_access;
 
 static const mr_allocator_ops k_device_ops = {
     .version = MR_ALLOCATOR_OPS_VERSION,
@@ -38,6 +39,7 @@ static const mr_allocator_ops k_device_ops = {
     .trim = dev_trim,
     .stats = dev_stats,
     .destroy = dev_destroy,
+    .grant_access = dev_grant_access,
 };
 
 static const char *backend_str(mr_device_backend b) {
@@ -147,6 +149,66 @@ static mr_status dev_stats(mr_allocator *self, mr_stats *out) {
     out->bytes_reserved = cur;
     out->peak_reserved = high;
   }
+  return MR_OK;
+}
+
+/* Peer access: a mempool is opened to the peer with cudaMemPoolSetAccess (every block it holds
+ * and will hold); cudaMalloc memory by enabling peer access in the peer's context, which maps
+ * every allocation of this device there (cudaErrorPeerAccessAlreadyEnabled is success). */
+static mr_status dev_grant_access(mr_allocator *self, int peer) {
+  device_state *d = self->state;
+  if (peer == d->device)
+    return mr__error(MR_ERR_INVALID_ARG,
+                     "mr_allocator_grant_access: '%s' is already on device %d (no peer to grant)",
+                     self->name, peer);
+  mr_status st = mr_device_check(mr_device_gpu(peer));
+  if (st != MR_OK)
+    return st;
+  int can = 0;
+  cudaError_t err = cudaDeviceCanAccessPeer(&can, peer, d->device);
+  if (err != cudaSuccess)
+    return mr__cuda_fail(MR_ERR_CUDA, err,
+                         "mr_allocator_grant_access: '%s': cudaDeviceCanAccessPeer(%d, %d)",
+                         self->name, peer, d->device);
+  if (!can)
+    return mr__error(MR_ERR_UNSUPPORTED,
+                     "mr_allocator_grant_access: '%s': device %d cannot access device %d's memory "
+                     "(no peer path: cudaDeviceCanAccessPeer is 0)",
+                     self->name, peer, d->device);
+  if (d->pool) {
+    struct cudaMemAccessDesc desc;
+    memset(&desc, 0, sizeof desc);
+    desc.location.type = cudaMemLocationTypeDevice;
+    desc.location.id = peer;
+    desc.flags = cudaMemAccessFlagsProtReadWrite;
+    int prev;
+    st = mr__device_enter(d->device, &prev);
+    if (st != MR_OK)
+      return st;
+    err = cudaMemPoolSetAccess(d->pool, &desc, 1);
+    mr__device_leave(d->device, prev);
+    if (err != cudaSuccess)
+      return mr__cuda_fail(MR_ERR_CUDA, err,
+                           "mr_allocator_grant_access: '%s': cudaMemPoolSetAccess(device %d, "
+                           "read-write)",
+                           self->name, peer);
+    return MR_OK;
+  }
+  int prev;
+  st = mr__device_enter(peer, &prev);
+  if (st != MR_OK)
+    return st;
+  err = cudaDeviceEnablePeerAccess(d->device, 0);
+  mr__device_leave(peer, prev);
+  if (err == cudaErrorPeerAccessAlreadyEnabled) {
+    (void)cudaGetLastError();
+    return MR_OK;
+  }
+  if (err != cudaSuccess)
+    return mr__cuda_fail(MR_ERR_CUDA, err,
+                         "mr_allocator_grant_access: '%s': cudaDeviceEnablePeerAccess(%d) from "
+                         "device %d",
+                         self->name, d->device, peer);
   return MR_OK;
 }
 

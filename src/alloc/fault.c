@@ -22,6 +22,7 @@ static mr_free_fn fault_free;
 static mr_trim_fn fault_trim;
 static mr_stats_fn fault_stats;
 static mr_destroy_fn fault_destroy;
+static mr_grant_access_fn fault_grant_access;
 
 static const mr_allocator_ops k_fault_ops = {
     .version = MR_ALLOCATOR_OPS_VERSION,
@@ -30,6 +31,7 @@ static const mr_allocator_ops k_fault_ops = {
     .trim = fault_trim,
     .stats = fault_stats,
     .destroy = fault_destroy,
+    .grant_access = fault_grant_access,
 };
 
 static fault_state *state_of(const mr_allocator *a) { return a->state; }
@@ -68,6 +70,10 @@ static mr_status fault_free(mr_allocator *self, void *ptr, size_t size, mr_strea
 
 static mr_status fault_trim(mr_allocator *self, size_t keep_bytes) {
   return mr_trim(state_of(self)->upstream, keep_bytes);
+}
+
+static mr_status fault_grant_access(mr_allocator *self, int peer_device) {
+  return mr_allocator_grant_access(state_of(self)->upstream, peer_device);
 }
 
 static mr_status fault_stats(mr_allocator *self, mr_stats *out) {
