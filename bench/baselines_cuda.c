@@ -136,3 +136,35 @@ void bcu_device_name(char *buf, size_t len) {
   snprintf(buf, len, "%s (%d SMs, %.1f GiB, cc %d.%d)", prop.name, prop.multiProcessorCount,
            (double)prop.totalGlobalMem / (double)(1u << 30), prop.major, prop.minor);
 }
+
+mr_status bcu_set_device(int d) {
+  CU_CHECK(cudaSetDevice(d), "cudaSetDevice");
+  return MR_OK;
+}
+
+void bcu_device_name_of(int d, char *buf, size_t len) {
+  struct cudaDeviceProp prop;
+  if (cudaGetDeviceProperties(&prop, d) != cudaSuccess) {
+    (void)cudaGetLastError();
+    snprintf(buf, len, "none");
+    return;
+  }
+  snprintf(buf, len, "%s", prop.name);
+}
+
+mr_status bcu_async_init_device(int d) {
+  cudaMemPool_t pool;
+  uint64_t threshold = UINT64_MAX;
+  CU_CHECK(cudaDeviceGetDefaultMemPool(&pool, d), "cudaDeviceGetDefaultMemPool");
+  CU_CHECK(cudaMemPoolSetAttribute(pool, cudaMemPoolAttrReleaseThreshold, &threshold),
+           "cudaMemPoolSetAttribute(ReleaseThreshold)");
+  return MR_OK;
+}
+
+mr_status bcu_trim_pool_of(int d) {
+  cudaMemPool_t pool;
+  CU_CHECK(cudaDeviceSynchronize(), "cudaDeviceSynchronize");
+  CU_CHECK(cudaDeviceGetDefaultMemPool(&pool, d), "cudaDeviceGetDefaultMemPool");
+  CU_CHECK(cudaMemPoolTrimTo(pool, 0), "cudaMemPoolTrimTo");
+  return MR_OK;
+}

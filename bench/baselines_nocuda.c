@@ -75,3 +75,23 @@ mr_status bcu_mem_info(uint64_t *free_bytes, uint64_t *total_bytes) {
 void bcu_versions(int *driver, int *runtime) { *driver = *runtime = 0; }
 
 void bcu_device_name(char *buf, size_t len) { snprintf(buf, len, "none (built without CUDA)"); }
+
+mr_status bcu_set_device(int d) {
+  (void)d;
+  return none("cudaSetDevice");
+}
+
+void bcu_device_name_of(int d, char *buf, size_t len) {
+  (void)d;
+  snprintf(buf, len, "none (built without CUDA)");
+}
+
+mr_status bcu_async_init_device(int d) {
+  (void)d;
+  return none("cudaMallocAsync");
+}
+
+mr_status bcu_trim_pool_of(int d) {
+  (void)d;
+  return MR_OK;
+}

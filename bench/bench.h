@@ -124,6 +124,13 @@ mr_status bcu_trim_default_pool(void); /* synchronize, then hand the default poo
 mr_status bcu_mem_info(uint64_t *free_bytes, uint64_t *total_bytes);
 void bcu_versions(int *driver, int *runtime);
 void bcu_device_name(char *buf, size_t len);
+/* For --devices: make GPU d current in the calling thread; name one GPU; set the release threshold
+ * of GPU d's default pool to UINT64_MAX (as bcu_async_init does for device 0); synchronize the
+ * current device and hand GPU d's default pool cache back. */
+mr_status bcu_set_device(int d);
+void bcu_device_name_of(int d, char *buf, size_t len);
+mr_status bcu_async_init_device(int d);
+mr_status bcu_trim_pool_of(int d);
 
 /* ---- machine information (sysinfo.c) ------------------------------------------------------- */
 uint64_t bench_mem_available(void); /* MemAvailable from /proc/meminfo, bytes (0 if unknown) */
@@ -143,6 +150,7 @@ typedef struct bench_opts {
   const char *plot;
   const char *alloc_arg;
   const char *workload_arg;
+  const char *devices_arg; /* --devices: "all" or GPU ids "0,1"; NULL: the single-GPU run */
 } bench_opts;
 
 typedef struct bench_case {
@@ -176,6 +184,11 @@ typedef struct bench_workload {
   mr_status (*rep)(bench_run *r, uint64_t iters, uint64_t *ops);
   void (*teardown)(bench_run *r);
 } bench_workload;
+
+/* --devices (devices.c): pair and threads on every GPU at once, one thread per GPU. `ids` lists
+ * the GPUs (n of them). Prints its table; writes JSON to o->json if set. Returns the exit status.
+ */
+int bench_devices_run(const bench_opts *o, const int *ids, int n, int argc, char **argv);
 
 size_t bench_workload_count(void);
 const bench_workload *bench_workload_at(size_t i);

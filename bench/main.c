@@ -27,6 +27,10 @@ static void usage(FILE *f) {
              "  --quick                 a very short run (CI smoke test)\n"
              "  --json FILE             write every figure, the machine and the options as JSON\n"
              "  --plot FILE.svg         write an SVG plot of ns/op (log scale)\n"
+             "  --devices all|ID[,ID]   instead of the usual run: pair and threads on these GPUs\n"
+             "                          at once, one thread per GPU (pool-device over each GPU's\n"
+             "                          default allocator, and cudaMallocAsync), rows per GPU and\n"
+             "                          for all together\n"
              "  --list                  list the allocators and workloads\n"
              "  --help                  this text\n"
              "Without a GPU only the host allocators run. Exit status 0 on success, 2 for bad\n"
@@ -137,6 +141,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
       o->json = v;
     } else if ((v = opt_value(argc, argv, &i, "--plot"))) {
       o->plot = v;
+    } else if ((v = opt_value(argc, argv, &i, "--devices"))) {
+      o->devices_arg = v;
     } else {
       fprintf(stderr, "memres-bench: unknown option '%s'\n", argv[i]);
       usage(stderr);
@@ -153,6 +159,37 @@ static int parse(int argc, char **argv, bench_opts *o) {
   if (select_names(o->workload_arg ? o->workload_arg : "all", o->sel_workload,
                    bench_workload_count(), bench_workload_find) != 0)
     return -1;
+  return 0;
+}
+
+/* --devices: "all" (every GPU, up to 64) or a comma-separated list of distinct GPU ids. */
+static int parse_devices(const char *arg, int gpus, int *ids, int *n) {
+  *n = 0;
+  if (strcmp(arg, "all") == 0) {
+    for (int d = 0; d < gpus && d < 64; d++)
+      ids[(*n)++] = d;
+    return 0;
+  }
+  const char *p = arg;
+  while (*p) {
+    char *end;
+    long d = strtol(p, &end, 10);
+    if (end == p || (*end && *end != ',') || d < 0 || d >= gpus || *n >= 64) {
+      fprintf(stderr, "memres-bench: --devices takes 'all' or GPU ids below %d, as 0,1\n", gpus);
+      return -1;
+    }
+    for (int i = 0; i < *n; i++)
+      if (ids[i] == (int)d) {
+        fprintf(stderr, "memres-bench: --devices: GPU %ld twice\n", d);
+        return -1;
+      }
+    ids[(*n)++] = (int)d;
+    p = *end ? end + 1 : end;
+  }
+  if (*n == 0) {
+    fprintf(stderr, "memres-bench: --devices: no GPU named\n");
+    return -1;
+  }
   return 0;
 }
 
@@ -369,9 +406,20 @@ int main(int argc, char **argv) {
   if (m.gpus)
     printf("; driver %d, runtime %d", m.driver, m.runtime);
   printf("\n");
-  if (m.gpus == 0)
+  if (m.gpus == 0 && !o.devices_arg)
     printf("no GPU: running the host allocators only (%s)\n", m.no_gpu);
   fflush(stdout);
+
+  if (o.devices_arg) {
+    if (m.gpus == 0) {
+      printf("--devices %s: no GPU, nothing run for it (%s)\n", o.devices_arg, m.no_gpu);
+      return 0;
+    }
+    int ids[64], n = 0;
+    if (parse_devices(o.devices_arg, m.gpus, ids, &n) != 0)
+      return 2;
+    return bench_devices_run(&o, ids, n, argc, argv);
+  }
 
   /* the cases, then the measurements */
   static bench_case cases[MAX_CASES];
