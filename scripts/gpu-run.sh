@@ -7,7 +7,7 @@
 #          ../shared/gpu-bundle.sh .gpu build/dev/tests/test_* &&
 #          cp build/release/bench/memres-bench scripts/gpu-run.sh .gpu/  (bundle.sh stops on an
 #          executable that needs no shared library, so the bench is copied by hand)
-#   there: .gpu/gpu-run.sh "$OUT" [tests|sanitize|bench ...]
+#   there: .gpu/gpu-run.sh "$OUT" [tests|sanitize|bench|devices ...]
 set -uo pipefail
 out=${1:-gpu-out}; shift || true
 parts=${*:-tests sanitize bench}
@@ -55,5 +55,14 @@ if [[ " $parts " == *" bench "* ]]; then
   echo "memres-bench rc=$rc" | tee -a "$out/summary.txt"
   [ $rc -eq 0 ] || fail=1
   cat "$out/bench.txt"
+fi
+
+if [[ " $parts " == *" devices "* ]]; then
+  "$here/run" memres-bench --devices all --json "$out/devices.json" >"$out/devices.txt" \
+    2>"$out/devices.err"
+  rc=$?
+  echo "memres-bench --devices all rc=$rc" | tee -a "$out/summary.txt"
+  [ $rc -eq 0 ] || fail=1
+  cat "$out/devices.txt"
 fi
 exit $fail
