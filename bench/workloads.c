@@ -91,8 +91,9 @@ static size_t pair_cases(const bench_opts *o, int wl, bench_case *out, size_t ca
   return n;
 }
 
-static mr_status one_stream_setup(bench_run *r) {
-  one_stream_state *st = calloc(1, sizeof *st);
+/* A zeroed state of `size` bytes that starts with a one_stream_state, its stream open. */
+static mr_status open_state(bench_run *r, size_t size) {
+  one_stream_state *st = calloc(1, size);
   if (!st)
     return bench_fail(r, MR_ERR_OUT_OF_MEMORY, "bench state");
   r->st = st;
@@ -102,6 +103,8 @@ static mr_status one_stream_setup(bench_run *r) {
   st->open = true;
   return MR_OK;
 }
+
+static mr_status one_stream_setup(bench_run *r) { return open_state(r, sizeof(one_stream_state)); }
 
 static void one_stream_teardown(bench_run *r) {
   one_stream_state *st = r->st;
@@ -307,8 +310,7 @@ static void random_teardown(bench_run *r) {
 #define PHASE_BUFS 32
 
 typedef struct phases_state {
-  bstream s;
-  bool open;
+  one_stream_state one; /* first: one_stream_teardown closes and frees it */
   size_t size[PHASE_BUFS];
   void *p[PHASE_BUFS];
 } phases_state;
@@ -331,26 +333,12 @@ static size_t phases_cases(const bench_opts *o, int wl, bench_case *out, size_t 
 }
 
 static mr_status phases_setup(bench_run *r) {
-  phases_state *st = calloc(1, sizeof *st);
-  if (!st)
-    return bench_fail(r, MR_ERR_OUT_OF_MEMORY, "bench state");
-  r->st = st;
-  phases_sizes(case_seed(r->seed, r->c->wl, 0, 0), st->size);
-  mr_status s = r->a->d->stream_open(r->a, &st->s);
-  if (s != MR_OK)
-    return bench_fail(r, s, "stream");
-  st->open = true;
-  return MR_OK;
-}
-
-static void phases_teardown(bench_run *r) {
-  phases_state *st = r->st;
-  if (!st)
-    return;
-  if (st->open)
-    r->a->d->stream_close(r->a, &st->s);
-  free(st);
-  r->st = NULL;
+  mr_status s = open_state(r, sizeof(phases_state));
+  if (s == MR_OK) {
+    phases_state *st = r->st;
+    phases_sizes(case_seed(r->seed, r->c->wl, 0, 0), st->size);
+  }
+  return s;
 }
 
 static mr_status phases_rep(bench_run *r, uint64_t iters, uint64_t *ops) {
@@ -360,10 +348,10 @@ static mr_status phases_rep(bench_run *r, uint64_t iters, uint64_t *ops) {
     mr_status s = MR_OK;
     int i = 0;
     for (; i < PHASE_BUFS; i++)
-      if ((s = b_alloc(r, &st->s, st->size[i], &st->p[i])) != MR_OK)
+      if ((s = b_alloc(r, &st->one.s, st->size[i], &st->p[i])) != MR_OK)
         break;
     while (i-- > 0) { /* free what was allocated, even after a failure */
-      mr_status f = b_free(r, &st->s, st->p[i], st->size[i]);
+      mr_status f = b_free(r, &st->one.s, st->p[i], st->size[i]);
       if (s == MR_OK)
         s = f;
     }
@@ -800,7 +788,7 @@ static const bench_workload k_workloads[] = {
     {"random", "op", "RMM random_allocations: N live blocks (1e3-1e5), sizes in [1, max]", true,
      random_cases, random_setup, random_rep, random_teardown},
     {"phases", "op", "32 buffers of 1-8 MiB allocated, then freed in reverse", true, phases_cases,
-     phases_setup, phases_rep, phases_teardown},
+     phases_setup, phases_rep, one_stream_teardown},
     {"streams", "op", "4 streams: blocks freed on one, allocated on the next (event + wait)", true,
      xstreams_cases, xstreams_setup, xstreams_rep, xstreams_teardown},
     {"threads", "op", "1..cores threads, own streams, one shared allocator, 16 live blocks each",
