@@ -12,6 +12,7 @@ Test(cuda_alloc, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include "gpu.h"
 #include "manual_stream.h"
 
+#include "cuda_util.h"
 #include <memres/cuda.h>
 
 #include <criterion/criterion.h>
@@ -22,31 +23,7 @@ Test(cuda_alloc, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 
 TestSuite(cuda_alloc, .init = require_gpu);
 
-static int current_device(void) {
-  int d = -1;
-  cr_assert_eq(cudaGetDevice(&d), cudaSuccess);
-  return d;
-}
-
-static int pools_supported(void) {
-  int v = 0;
-  cr_assert_eq(cudaDeviceGetAttribute(&v, cudaDevAttrMemoryPoolsSupported, 0), cudaSuccess);
-  return v;
-}
-
-static const mr_device_backend k_backends[] = {MR_DEVICE_AUTO, MR_DEVICE_DEFAULT_POOL,
-                                               MR_DEVICE_PRIVATE_POOL, MR_DEVICE_MALLOC};
 static const char *const k_backend_names[] = {"auto", "default_pool", "private_pool", "malloc"};
-
-static mr_allocator *device_alloc(mr_device_backend b, uint64_t threshold) {
-  mr_allocator *a = NULL;
-  mr_device_options o = {.backend = b, .release_threshold = threshold};
-  mr_status st = mr_device_allocator_create(&a, 0, &o);
-  if (st == MR_ERR_UNSUPPORTED && !pools_supported())
-    cr_skip_test("device 0 has no mempool support");
-  cr_assert_eq(st, MR_OK, "backend %d: %s", (int)b, mr_last_error());
-  return a;
-}
 
 /* Host -> device -> host through the stream, checked byte by byte. */
 static void round_trip(mr_stream *s, void *dev, size_t n, unsigned seed) {

@@ -13,6 +13,7 @@ Test(cuda_one, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #else
 #include "gpu.h"
 
+#include "cuda_util.h"
 #include <memres/cuda.h>
 
 #include <criterion/criterion.h>
@@ -20,12 +21,6 @@ Test(cuda_one, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include <string.h>
 
 TestSuite(cuda_one, .init = require_gpu);
-
-static int current_device(void) {
-  int d = -1;
-  cr_assert_eq(cudaGetDevice(&d), cudaSuccess);
-  return d;
-}
 
 static int device_of(const void *p) {
   struct cudaPointerAttributes attr;

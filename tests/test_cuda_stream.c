@@ -12,6 +12,7 @@ Test(cuda_stream, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #else
 #include "gpu.h"
 
+#include "cuda_util.h"
 #include <memres/cuda.h>
 
 #include <criterion/criterion.h>
@@ -40,12 +41,6 @@ static void close_gate_on(cudaStream_t s) {
 static void teardown(void) { open_gate(); }
 
 TestSuite(cuda_stream, .init = require_gpu, .fini = teardown);
-
-static int current_device(void) {
-  int d = -1;
-  cr_assert_eq(cudaGetDevice(&d), cudaSuccess);
-  return d;
-}
 
 Test(cuda_stream, create_properties) {
   int before = current_device();
