@@ -17,8 +17,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define MIB ((size_t)1 << 20)
-
 static atomic_uint_fast64_t g_pool_uid = 1;
 
 /* ---- finding a stream's state ---------------------------------------------------------------- */
@@ -395,16 +393,16 @@ static mr_status resolve_options(mr_caching_pool_options *o, const mr_caching_po
   if (!o->alignment)
     o->alignment = 256;
   if (!o->small_limit)
-    o->small_limit = MIB;
+    o->small_limit = MR__MIB;
   if (!o->small_segment)
-    o->small_segment = 2 * MIB;
+    o->small_segment = 2 * MR__MIB;
   if (!o->large_segment_min)
-    o->large_segment_min = 20 * MIB;
+    o->large_segment_min = 20 * MR__MIB;
   if (!o->front_cache_bytes)
-    o->front_cache_bytes = 256 * MIB;
+    o->front_cache_bytes = 256 * MR__MIB;
   if (!o->stats_slack)
-    o->stats_slack = MIB;
-  if (!mr__is_pow2(o->alignment) || o->alignment < 16 || o->alignment > 2 * MIB)
+    o->stats_slack = MR__MIB;
+  if (!mr__is_pow2(o->alignment) || o->alignment < 16 || o->alignment > 2 * MR__MIB)
     return mr__error(MR_ERR_INVALID_ARG,
                      "caching pool: alignment %zu must be a power of two in [16, 2 MiB]",
                      o->alignment);

@@ -13,46 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SMALL 0
-#define LARGE 1
-#define MIB ((size_t)1 << 20)
-#define SEAL_BYTES (16 * MIB)
-
-/* ---- block structs --------------------------------------------------------------------------- */
-
-static mr__blk *blk_new(mr__pool *p) {
-  if (!p->spare) {
-    enum { N = 256 };
-    if (p->nslabs == p->cap_slabs) {
-      size_t cap = p->cap_slabs ? p->cap_slabs * 2 : 16;
-      void **s = realloc(p->slabs, cap * sizeof *s);
-      if (!s)
-        return NULL;
-      p->slabs = s;
-      p->cap_slabs = cap;
-    }
-    mr__blk *slab = mr__calloc_aligned(N * sizeof *slab);
-    if (!slab)
-      return NULL;
-    p->slabs[p->nslabs++] = slab;
-    for (int i = 0; i < N; i++) {
-      atomic_init(&slab[i].state, MR__SPARE);
-      slab[i].free_next = p->spare;
-      p->spare = &slab[i];
-    }
-  }
-  mr__blk *b = p->spare;
-  p->spare = b->free_next;
-  memset(b, 0, sizeof *b);
-  atomic_init(&b->state, MR__SPARE);
-  return b;
-}
-
-static void blk_free(mr__pool *p, mr__blk *b) {
-  atomic_store_explicit(&b->state, MR__SPARE, memory_order_relaxed);
-  b->free_next = p->spare;
-  p->spare = b;
-}
+#define SEAL_BYTES (16 * MR__MIB)
 
 /* ---- events and batches ---------------------------------------------------------------------- */
 
@@ -154,8 +115,8 @@ static mr_status seal(mr__pool *p, mr__pstream *ps) {
 /* ---- indexes --------------------------------------------------------------------------------- */
 
 static mr__tlsf *index_of(mr__pool *p, mr__blk *b) {
-  return state_of(b) == MR__FREE ? &p->settled[b->small ? SMALL : LARGE]
-                                 : &b->owner->pending[b->small ? SMALL : LARGE];
+  return state_of(b) == MR__FREE ? &p->settled[b->small ? MR__SMALL : MR__LARGE]
+                                 : &b->owner->pending[b->small ? MR__SMALL : MR__LARGE];
 }
 
 /* Takes a FREE or PENDING block out of its index (and batch). */
@@ -172,7 +133,7 @@ static mr__blk *absorb(mr__pool *p, mr__blk *left, mr__blk *right) {
   if (right->phys_next)
     right->phys_next->phys_prev = left;
   mr__blockmap_remove(&p->map, right);
-  blk_free(p, right);
+  mr__blk_free(p, right);
   p->merges++;
   return left;
 }
@@ -190,7 +151,7 @@ static void insert_settled(mr__pool *p, mr__blk *b) {
   }
   set_state(b, MR__FREE);
   b->owner = NULL;
-  mr__tlsf_insert(&p->settled[b->small ? SMALL : LARGE], b);
+  mr__tlsf_insert(&p->settled[b->small ? MR__SMALL : MR__LARGE], b);
 }
 
 /* Files b (out of every index) as freed on ps, in batch bt (ps's open batch when NULL). It merges
@@ -222,7 +183,7 @@ static void insert_pending(mr__pool *p, mr__pstream *ps, mr__blk *b, mr__batch *
   set_state(b, MR__PENDING);
   b->owner = ps;
   batch_link(bt, b);
-  mr__tlsf_insert(&ps->pending[b->small ? SMALL : LARGE], b);
+  mr__tlsf_insert(&ps->pending[b->small ? MR__SMALL : MR__LARGE], b);
 }
 
 /* Moves every block of a completed batch to the settled index. */
@@ -230,7 +191,7 @@ static void settle_batch(mr__pool *p, mr__pstream *ps, mr__batch *bt) {
   while (bt->head) {
     mr__blk *b = bt->head;
     batch_unlink(b);
-    mr__tlsf_remove(&ps->pending[b->small ? SMALL : LARGE], b);
+    mr__tlsf_remove(&ps->pending[b->small ? MR__SMALL : MR__LARGE], b);
     insert_settled(p, b);
   }
   event_put(p, bt->event);
@@ -263,8 +224,6 @@ static void settle_all(mr__pool *p, int wait) {
     settle_stream(p, ps, wait);
 }
 
-static void apply_threshold(mr__pool *p);
-
 /* ---- front caches ---------------------------------------------------------------------------- */
 
 void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
@@ -278,7 +237,7 @@ void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
      frees, recorded by the thread that freed them. */
   if (ps->open && ps->open->bytes >= SEAL_BYTES)
     seal(p, ps);
-  apply_threshold(p);
+  mr__apply_threshold(p);
 }
 
 void mr__core_flush_cache(mr__pool *p, mr__pstream *ps) {
@@ -304,180 +263,6 @@ void mr__core_flush_cache(mr__pool *p, mr__pstream *ps) {
   }
   mr__bias_unlock(&ps->lock);
   mr__core_put(p, ps, list);
-}
-
-/* ---- segments -------------------------------------------------------------------------------- */
-
-static size_t round_to(size_t n, size_t a) { return mr__align_up(n, a); }
-
-static mr_status release_segment(mr__pool *p, mr__seg *s) {
-  mr__blk *b = s->first;
-  mr__tlsf_remove(&p->settled[s->small ? SMALL : LARGE], b);
-  mr__blockmap_remove(&p->map, b);
-  blk_free(p, b);
-  mr_status st = mr_free_async(p->upstream, s->up_ptr, s->up_size, NULL);
-  if (s->prev)
-    s->prev->next = s->next;
-  else
-    p->segs = s->next;
-  if (s->next)
-    s->next->prev = s->prev;
-  p->nsegs--;
-  p->reserved -= s->up_size;
-  p->upstream_frees++;
-  free(s);
-  return st;
-}
-
-static int segment_is_free(const mr__seg *s) {
-  return !s->first->phys_next && state_of(s->first) == MR__FREE;
-}
-
-/* Returns wholly free settled segments upstream while more than `keep` bytes are reserved. */
-static size_t release_free_segments(mr__pool *p, size_t keep) {
-  size_t released = 0;
-  mr__seg *s = p->segs;
-  while (s && p->reserved > keep) {
-    mr__seg *next = s->next;
-    if (segment_is_free(s)) {
-      released += s->up_size;
-      release_segment(p, s);
-    }
-    s = next;
-  }
-  return released;
-}
-
-static size_t settled_bytes(const mr__pool *p) {
-  return p->settled[SMALL].bytes + p->settled[LARGE].bytes;
-}
-
-/* The release threshold: free settled segments beyond it go back upstream. */
-static void apply_threshold(mr__pool *p) {
-  size_t thr = p->opt.release_threshold;
-  if (!thr || settled_bytes(p) <= thr)
-    return;
-  for (mr__seg *s = p->segs, *next; s && settled_bytes(p) > thr; s = next) {
-    next = s->next;
-    if (segment_is_free(s))
-      release_segment(p, s);
-  }
-}
-
-static size_t segment_size(mr__pool *p, int kind, size_t rsize) {
-  if (kind == SMALL)
-    return p->opt.small_segment;
-  size_t need = round_to(rsize, 2 * MIB);
-  if (!need)
-    return 0;
-  size_t seg;
-  switch (p->opt.growth) {
-  case MR_GROWTH_EXACT:
-    seg = need;
-    break;
-  case MR_GROWTH_DOUBLE: {
-    size_t next = p->last_large ? p->last_large * 2 : p->opt.large_segment_min;
-    if (next > ((size_t)1 << 30))
-      next = (size_t)1 << 30;
-    seg = next > need ? next : need;
-    break;
-  }
-  default: /* FIXED */
-    seg = rsize <= p->opt.large_segment_min ? p->opt.large_segment_min : need;
-  }
-  return seg;
-}
-
-/* A new segment holding at least rsize, as one block out of every index; NULL with *st. */
-static mr__blk *grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t seg_size,
-                     mr_status *st) {
-  size_t align = p->opt.alignment;
-  if (!seg_size) {
-    *st = MR_ERR_OUT_OF_MEMORY;
-    return NULL;
-  }
-  if (p->opt.maximum_reserve && p->reserved + seg_size > p->opt.maximum_reserve) {
-    size_t least = kind == SMALL ? seg_size : round_to(rsize, align);
-    if (!least || p->reserved + least > p->opt.maximum_reserve) {
-      *st = mr__error(MR_ERR_OUT_OF_MEMORY,
-                      "a new segment of %zu bytes would pass the maximum reserve", least);
-      return NULL;
-    }
-    seg_size = least;
-  }
-  mr__seg *s = calloc(1, sizeof *s);
-  mr__blk *b = blk_new(p);
-  if (!s || !b) {
-    free(s);
-    if (b)
-      blk_free(p, b);
-    *st = mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for bookkeeping",
-                    p->name);
-    return NULL;
-  }
-  void *ptr = NULL;
-  size_t ask = seg_size, usable = seg_size;
-  /* Upstream may take long (cudaHostAlloc: a millisecond): other streams go on meanwhile. */
-  pthread_mutex_unlock(&p->mu);
-  *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
-  pthread_mutex_lock(&p->mu);
-  if (*st == MR_OK && p->opt.maximum_reserve && p->reserved + ask > p->opt.maximum_reserve) {
-    mr_free_async(p->upstream, ptr, ask, ps->stream); /* another thread grew meanwhile */
-    p->upstream_allocs++;
-    p->upstream_frees++;
-    ptr = NULL;
-    *st = mr__error(MR_ERR_OUT_OF_MEMORY,
-                    "a new segment of %zu bytes would pass the maximum reserve", ask);
-  }
-  if (*st == MR_OK && ((uintptr_t)ptr & (align - 1))) {
-    /* upstream aligns less than the pool: use the aligned part, or ask again with room */
-    uintptr_t base = ((uintptr_t)ptr + align - 1) & ~(uintptr_t)(align - 1);
-    usable = (seg_size - (size_t)(base - (uintptr_t)ptr)) & ~(align - 1);
-    if (usable < rsize) {
-      mr_free_async(p->upstream, ptr, ask, ps->stream);
-      p->upstream_allocs++;
-      p->upstream_frees++;
-      ptr = NULL;
-      ask = seg_size + align;
-      usable = seg_size;
-      if (ask < seg_size || (p->opt.maximum_reserve && p->reserved + ask > p->opt.maximum_reserve))
-        *st = mr__error(MR_ERR_OUT_OF_MEMORY,
-                        "upstream memory is less aligned than %zu and %zu more bytes would pass "
-                        "the maximum reserve",
-                        align, ask);
-      else
-        *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
-    }
-  }
-  if (*st != MR_OK) {
-    free(s);
-    blk_free(p, b);
-    return NULL;
-  }
-  s->up_ptr = ptr;
-  s->up_size = ask;
-  s->base = ((uintptr_t)ptr + align - 1) & ~(uintptr_t)(align - 1);
-  s->size = usable;
-  seg_size = usable;
-  s->small = kind == SMALL;
-  s->first = b;
-  s->next = p->segs;
-  if (p->segs)
-    p->segs->prev = s;
-  p->segs = s;
-  p->nsegs++;
-  b->addr = s->base;
-  b->size = seg_size;
-  b->seg = s;
-  b->small = (unsigned char)s->small;
-  mr__blockmap_insert(&p->map, b);
-  p->reserved += ask;
-  if (p->reserved > p->peak_reserved)
-    p->peak_reserved = p->reserved;
-  p->upstream_allocs++;
-  if (kind == LARGE)
-    p->last_large = seg_size;
-  return b;
 }
 
 /* ---- allocation ------------------------------------------------------------------------------ */
@@ -521,7 +306,7 @@ static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize, size_t
   b->batch = NULL;
   set_state(b, MR__LIVE); /* before the rest is filed, so the rest does not merge back into it */
   if (b->size - rsize >= p->opt.alignment) {
-    mr__blk *r = blk_new(p);
+    mr__blk *r = mr__blk_new(p);
     if (r) {
       r->addr = b->addr + rsize;
       r->size = b->size - rsize;
@@ -562,19 +347,19 @@ static void release_cached(mr__pool *p, int wait) {
     seal(p, o);
   }
   settle_all(p, wait);
-  release_free_segments(p, 0);
+  mr__release_free_segments(p, 0);
 }
 
 static mr__blk *try_grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, mr_status *st) {
-  mr__blk *b = grow(p, ps, kind, rsize, segment_size(p, kind, rsize), st);
-  if (!b && kind == LARGE && *st == MR_ERR_OUT_OF_MEMORY) /* a smaller segment may still fit */
-    b = grow(p, ps, kind, rsize, round_to(rsize, 2 * MIB), st);
+  mr__blk *b = mr__grow(p, ps, kind, rsize, mr__segment_size(p, kind, rsize), st);
+  if (!b && kind == MR__LARGE && *st == MR_ERR_OUT_OF_MEMORY) /* a smaller segment may still fit */
+    b = mr__grow(p, ps, kind, rsize, mr__align_up(rsize, 2 * MR__MIB), st);
   return b;
 }
 
 mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize, mr__blk **out,
                          int *from_upstream) {
-  int kind = rsize > p->opt.small_limit ? LARGE : SMALL;
+  int kind = rsize > p->opt.small_limit ? MR__LARGE : MR__SMALL;
   mr_status st = MR_OK;
   *from_upstream = 0;
   mr__blk *b = find_fit(p, ps, kind, rsize);
@@ -635,16 +420,16 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
                      mr_allocator_name(p->upstream), why);
   }
   carve(p, ps, b, rsize, size);
-  apply_threshold(p);
+  mr__apply_threshold(p);
   *out = b;
   return MR_OK;
 }
 
 mr_status mr__core_reserve(mr__pool *p, size_t bytes) {
   mr_status st = MR_OK;
-  size_t size = round_to(bytes, p->opt.alignment);
-  int kind = size > p->opt.small_limit ? LARGE : SMALL;
-  mr__blk *b = size ? grow(p, p->host_ps, kind, size, size, &st) : NULL;
+  size_t size = mr__align_up(bytes, p->opt.alignment);
+  int kind = size > p->opt.small_limit ? MR__LARGE : MR__SMALL;
+  mr__blk *b = size ? mr__grow(p, p->host_ps, kind, size, size, &st) : NULL;
   if (!b) {
     char why[200];
     snprintf(why, sizeof why, "%s", mr_last_error());
@@ -666,8 +451,8 @@ mr_status mr__core_trim(mr__pool *p, size_t keep) {
   settle_all(p, 0);
   for (mr__seg *s = p->segs, *next; s && p->reserved > keep; s = next) {
     next = s->next;
-    if (segment_is_free(s)) {
-      mr_status st = release_segment(p, s);
+    if (mr__segment_is_free(s)) {
+      mr_status st = mr__segment_release(p, s);
       if (st != MR_OK)
         return st;
     }

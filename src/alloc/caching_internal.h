@@ -30,6 +30,11 @@ static inline void *mr__calloc_aligned(size_t size) {
  *          its free event not yet known complete; the owner may reuse it at once;
  *  FREE    in the pool's settled index: usable by every stream;
  *  FREEING claimed by a free in progress (between the block map and the front cache). */
+#define MR__MIB ((size_t)1 << 20)
+
+/* The two families of segments: small requests and their segments, and the rest. */
+enum { MR__SMALL = 0, MR__LARGE = 1 };
+
 enum { MR__LIVE = 1, MR__FREEING, MR__CACHED, MR__PENDING, MR__FREE, MR__SPARE };
 
 struct mr__pstream;
@@ -222,6 +227,21 @@ static inline unsigned state_of(const mr__blk *b) {
 static inline void set_state(mr__blk *b, unsigned s) {
   atomic_store_explicit(&b->state, (unsigned char)s, memory_order_relaxed);
 }
+
+/* caching_segments.c; with p->mu held */
+mr__blk *mr__blk_new(mr__pool *p);
+void mr__blk_free(mr__pool *p, mr__blk *b);
+mr_status mr__segment_release(mr__pool *p, mr__seg *s);
+int mr__segment_is_free(const mr__seg *s);
+/* Returns wholly free settled segments upstream while more than `keep` bytes are reserved. */
+size_t mr__release_free_segments(mr__pool *p, size_t keep);
+/* The release threshold: free settled segments beyond it go back upstream. */
+void mr__apply_threshold(mr__pool *p);
+size_t mr__segment_size(mr__pool *p, int kind, size_t rsize);
+/* A new segment holding at least rsize, as one block out of every index; NULL with *st. Drops
+ * the mutex around the upstream call. */
+mr__blk *mr__grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t seg_size,
+                  mr_status *st);
 
 /* caching_core.c; all with p->mu held unless said otherwise */
 mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s);

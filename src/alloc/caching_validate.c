@@ -6,9 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-#define SMALL 0
-#define LARGE 1
-
 static mr_status inconsistent(const char *name, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 static mr_status inconsistent(const char *name, const char *fmt, ...) {

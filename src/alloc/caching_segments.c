@@ -1,0 +1,216 @@
+/* The caching pool's segments: the block records that tile them, taking segments from upstream
+ * (growth policy, maximum reserve, less-aligned upstreams) and giving wholly free ones back
+ * (trim, release threshold, out of memory). All with the pool mutex held, except that mr__grow
+ * drops it around the upstream call. */
+#include "caching_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* ---- block structs --------------------------------------------------------------------------- */
+
+mr__blk *mr__blk_new(mr__pool *p) {
+  if (!p->spare) {
+    enum { N = 256 };
+    if (p->nslabs == p->cap_slabs) {
+      size_t cap = p->cap_slabs ? p->cap_slabs * 2 : 16;
+      void **s = realloc(p->slabs, cap * sizeof *s);
+      if (!s)
+        return NULL;
+      p->slabs = s;
+      p->cap_slabs = cap;
+    }
+    mr__blk *slab = mr__calloc_aligned(N * sizeof *slab);
+    if (!slab)
+      return NULL;
+    p->slabs[p->nslabs++] = slab;
+    for (int i = 0; i < N; i++) {
+      atomic_init(&slab[i].state, MR__SPARE);
+      slab[i].free_next = p->spare;
+      p->spare = &slab[i];
+    }
+  }
+  mr__blk *b = p->spare;
+  p->spare = b->free_next;
+  memset(b, 0, sizeof *b);
+  atomic_init(&b->state, MR__SPARE);
+  return b;
+}
+
+void mr__blk_free(mr__pool *p, mr__blk *b) {
+  atomic_store_explicit(&b->state, MR__SPARE, memory_order_relaxed);
+  b->free_next = p->spare;
+  p->spare = b;
+}
+
+/* ---- segments -------------------------------------------------------------------------------- */
+
+mr_status mr__segment_release(mr__pool *p, mr__seg *s) {
+  mr__blk *b = s->first;
+  mr__tlsf_remove(&p->settled[s->small ? MR__SMALL : MR__LARGE], b);
+  mr__blockmap_remove(&p->map, b);
+  mr__blk_free(p, b);
+  mr_status st = mr_free_async(p->upstream, s->up_ptr, s->up_size, NULL);
+  if (s->prev)
+    s->prev->next = s->next;
+  else
+    p->segs = s->next;
+  if (s->next)
+    s->next->prev = s->prev;
+  p->nsegs--;
+  p->reserved -= s->up_size;
+  p->upstream_frees++;
+  free(s);
+  return st;
+}
+
+int mr__segment_is_free(const mr__seg *s) {
+  return !s->first->phys_next && state_of(s->first) == MR__FREE;
+}
+
+/* Returns wholly free settled segments upstream while more than `keep` bytes are reserved. */
+size_t mr__release_free_segments(mr__pool *p, size_t keep) {
+  size_t released = 0;
+  mr__seg *s = p->segs;
+  while (s && p->reserved > keep) {
+    mr__seg *next = s->next;
+    if (mr__segment_is_free(s)) {
+      released += s->up_size;
+      mr__segment_release(p, s);
+    }
+    s = next;
+  }
+  return released;
+}
+
+static size_t settled_bytes(const mr__pool *p) {
+  return p->settled[MR__SMALL].bytes + p->settled[MR__LARGE].bytes;
+}
+
+/* The release threshold: free settled segments beyond it go back upstream. */
+void mr__apply_threshold(mr__pool *p) {
+  size_t thr = p->opt.release_threshold;
+  if (!thr || settled_bytes(p) <= thr)
+    return;
+  for (mr__seg *s = p->segs, *next; s && settled_bytes(p) > thr; s = next) {
+    next = s->next;
+    if (mr__segment_is_free(s))
+      mr__segment_release(p, s);
+  }
+}
+
+size_t mr__segment_size(mr__pool *p, int kind, size_t rsize) {
+  if (kind == MR__SMALL)
+    return p->opt.small_segment;
+  size_t need = mr__align_up(rsize, 2 * MR__MIB);
+  if (!need)
+    return 0;
+  size_t seg;
+  switch (p->opt.growth) {
+  case MR_GROWTH_EXACT:
+    seg = need;
+    break;
+  case MR_GROWTH_DOUBLE: {
+    size_t next = p->last_large ? p->last_large * 2 : p->opt.large_segment_min;
+    if (next > ((size_t)1 << 30))
+      next = (size_t)1 << 30;
+    seg = next > need ? next : need;
+    break;
+  }
+  default: /* FIXED */
+    seg = rsize <= p->opt.large_segment_min ? p->opt.large_segment_min : need;
+  }
+  return seg;
+}
+
+/* A new segment holding at least rsize, as one block out of every index; NULL with *st. */
+mr__blk *mr__grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t seg_size,
+                  mr_status *st) {
+  size_t align = p->opt.alignment;
+  if (!seg_size) {
+    *st = MR_ERR_OUT_OF_MEMORY;
+    return NULL;
+  }
+  if (p->opt.maximum_reserve && p->reserved + seg_size > p->opt.maximum_reserve) {
+    size_t least = kind == MR__SMALL ? seg_size : mr__align_up(rsize, align);
+    if (!least || p->reserved + least > p->opt.maximum_reserve) {
+      *st = mr__error(MR_ERR_OUT_OF_MEMORY,
+                      "a new segment of %zu bytes would pass the maximum reserve", least);
+      return NULL;
+    }
+    seg_size = least;
+  }
+  mr__seg *s = calloc(1, sizeof *s);
+  mr__blk *b = mr__blk_new(p);
+  if (!s || !b) {
+    free(s);
+    if (b)
+      mr__blk_free(p, b);
+    *st = mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for bookkeeping",
+                    p->name);
+    return NULL;
+  }
+  void *ptr = NULL;
+  size_t ask = seg_size, usable = seg_size;
+  /* Upstream may take long (cudaHostAlloc: a millisecond): other streams go on meanwhile. */
+  pthread_mutex_unlock(&p->mu);
+  *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
+  pthread_mutex_lock(&p->mu);
+  if (*st == MR_OK && p->opt.maximum_reserve && p->reserved + ask > p->opt.maximum_reserve) {
+    mr_free_async(p->upstream, ptr, ask, ps->stream); /* another thread grew meanwhile */
+    p->upstream_allocs++;
+    p->upstream_frees++;
+    ptr = NULL;
+    *st = mr__error(MR_ERR_OUT_OF_MEMORY,
+                    "a new segment of %zu bytes would pass the maximum reserve", ask);
+  }
+  if (*st == MR_OK && ((uintptr_t)ptr & (align - 1))) {
+    /* upstream aligns less than the pool: use the aligned part, or ask again with room */
+    uintptr_t base = ((uintptr_t)ptr + align - 1) & ~(uintptr_t)(align - 1);
+    usable = (seg_size - (size_t)(base - (uintptr_t)ptr)) & ~(align - 1);
+    if (usable < rsize) {
+      mr_free_async(p->upstream, ptr, ask, ps->stream);
+      p->upstream_allocs++;
+      p->upstream_frees++;
+      ptr = NULL;
+      ask = seg_size + align;
+      usable = seg_size;
+      if (ask < seg_size || (p->opt.maximum_reserve && p->reserved + ask > p->opt.maximum_reserve))
+        *st = mr__error(MR_ERR_OUT_OF_MEMORY,
+                        "upstream memory is less aligned than %zu and %zu more bytes would pass "
+                        "the maximum reserve",
+                        align, ask);
+      else
+        *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
+    }
+  }
+  if (*st != MR_OK) {
+    free(s);
+    mr__blk_free(p, b);
+    return NULL;
+  }
+  s->up_ptr = ptr;
+  s->up_size = ask;
+  s->base = ((uintptr_t)ptr + align - 1) & ~(uintptr_t)(align - 1);
+  s->size = usable;
+  seg_size = usable;
+  s->small = kind == MR__SMALL;
+  s->first = b;
+  s->next = p->segs;
+  if (p->segs)
+    p->segs->prev = s;
+  p->segs = s;
+  p->nsegs++;
+  b->addr = s->base;
+  b->size = seg_size;
+  b->seg = s;
+  b->small = (unsigned char)s->small;
+  mr__blockmap_insert(&p->map, b);
+  p->reserved += ask;
+  if (p->reserved > p->peak_reserved)
+    p->peak_reserved = p->reserved;
+  p->upstream_allocs++;
+  if (kind == MR__LARGE)
+    p->last_large = seg_size;
+  return b;
+}
