@@ -164,15 +164,21 @@ static mr_status wrap(mr_stream **out, cudaStream_t stream, int device, bool own
   return st;
 }
 
-mr_status mr_stream_create(mr_stream **out, int device_id, int priority) {
+/* The entry of both constructors: checks out and the device id, clears *out, and makes the
+ * device current (*prev: the caller's, for mr__device_leave). */
+static mr_status enter(mr_stream **out, int device_id, int *prev, const char *who) {
   if (!out)
-    return mr__error(MR_ERR_INVALID_ARG, "mr_stream_create: out is NULL");
+    return mr__error(MR_ERR_INVALID_ARG, "%s: out is NULL", who);
   *out = NULL;
   mr_status st = mr_device_check(mr_device_gpu(device_id));
   if (st != MR_OK)
     return st;
+  return mr__device_enter(device_id, prev);
+}
+
+mr_status mr_stream_create(mr_stream **out, int device_id, int priority) {
   int prev;
-  st = mr__device_enter(device_id, &prev);
+  mr_status st = enter(out, device_id, &prev, "mr_stream_create");
   if (st != MR_OK)
     return st;
   cudaStream_t stream = NULL;
@@ -192,14 +198,8 @@ mr_status mr_stream_create(mr_stream **out, int device_id, int priority) {
 }
 
 mr_status mr_stream_from_cuda(mr_stream **out, cudaStream_t stream, int device_id) {
-  if (!out)
-    return mr__error(MR_ERR_INVALID_ARG, "mr_stream_from_cuda: out is NULL");
-  *out = NULL;
-  mr_status st = mr_device_check(mr_device_gpu(device_id));
-  if (st != MR_OK)
-    return st;
   int prev;
-  st = mr__device_enter(device_id, &prev);
+  mr_status st = enter(out, device_id, &prev, "mr_stream_from_cuda");
   if (st != MR_OK)
     return st;
 #if CUDART_VERSION >= 12080
