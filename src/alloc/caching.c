@@ -5,8 +5,8 @@
  * Alloc: round to the alignment, find the stream's front cache (a thread-local memo makes that a
  * compare), pop a block of the request's size class (or the next class up) -> done. Otherwise
  * the core, under the pool mutex.
- * Free: the block map (sharded spinlocks) finds the block and checks it is live and of that
- * size, atomically; the block goes onto the freeing stream's cache, reusable by that stream at
+ * Free: the freeing stream's live map (or, for a block freed on another stream, its owner's)
+ * finds the block and checks it is live and of that size; the block goes onto the freeing stream's cache, reusable by that stream at
  * once. Past the cache's byte budget, the largest cached blocks go to the core as pending on
  * that stream: other streams get them only once an event recorded on it has completed (or, under
  * the wait policy, after waiting on that event). */
@@ -175,7 +175,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   return st;
 }
 
-/* Names what is wrong with a pointer the block map refused. */
+/* Names what is wrong with a pointer no live map took. */
 static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, mr__blk *b) {
   if (st == MR_ERR_INVALID_ARG)
     return mr__error(st, "caching pool '%s': free(%p) of %zu bytes, but it was allocated with %zu",
@@ -183,15 +183,8 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, m
   /* No stream has it live. A block starting there, or free memory of a segment around it,
    * means it was freed already (and maybe merged). */
   uintptr_t a = (uintptr_t)ptr;
-  int in_segment = 0, in_free = 0;
+  int in_segment = 0, in_free = 0, at_free = 0;
   pthread_mutex_lock(&p->mu);
-  mr__blk *at = mr__blockmap_find(&p->map, a);
-  if (at && atomic_load_explicit(&at->state, memory_order_relaxed) != MR__LIVE) {
-    pthread_mutex_unlock(&p->mu);
-    return mr__error(MR_ERR_DOUBLE_FREE,
-                     "caching pool '%s': double free of %p (%zu bytes): the block is free", p->name,
-                     ptr, size);
-  }
   for (mr__seg *s = p->segs; s && !in_segment; s = s->next) {
     if (a < s->base || a >= s->base + s->size)
       continue;
@@ -199,11 +192,16 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, m
     for (mr__blk *x = s->first; x; x = x->phys_next)
       if (a >= x->addr && a < x->addr + x->size) {
         unsigned xs = atomic_load_explicit(&x->state, memory_order_relaxed);
-        in_free = xs != MR__LIVE && xs != MR__FREEING && x->addr != a;
+        in_free = xs != MR__LIVE && xs != MR__FREEING;
+        at_free = in_free && x->addr == a;
         break;
       }
   }
   pthread_mutex_unlock(&p->mu);
+  if (at_free)
+    return mr__error(MR_ERR_DOUBLE_FREE,
+                     "caching pool '%s': double free of %p (%zu bytes): the block is free", p->name,
+                     ptr, size);
   if (in_free)
     return mr__error(MR_ERR_DOUBLE_FREE,
                      "caching pool '%s': double free of %p (%zu bytes): it lies in free memory",
@@ -350,7 +348,6 @@ static void pool_teardown(mr__pool *p) {
   pthread_mutex_lock(&p->mu);
   mr__core_destroy(p);
   pthread_mutex_unlock(&p->mu);
-  mr__blockmap_destroy(&p->map);
   pthread_mutex_destroy(&p->mu);
   mr_allocator_release(p->upstream);
   free(p);
@@ -434,8 +431,6 @@ mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
   if (!p)
     return mr__error(MR_ERR_OUT_OF_MEMORY, "mr_caching_pool_create: no host memory");
   mr_status st = resolve_options(&p->opt, opts, upstream);
-  if (st == MR_OK)
-    st = mr__blockmap_init(&p->map);
   if (st != MR_OK) {
     free(p);
     return st;

@@ -122,7 +122,7 @@ static mr__tlsf *index_of(mr__pool *p, mr__blk *b) {
 /* Takes a FREE or PENDING block out of its index (and batch). */
 static void unindex(mr__pool *p, mr__blk *b) {
   mr__tlsf_remove(index_of(p, b), b);
-  if (b->batch)
+  if (state_of(b) == MR__PENDING && b->batch) /* only a pending block reads its second line */
     batch_unlink(b);
 }
 
@@ -132,7 +132,6 @@ static mr__blk *absorb(mr__pool *p, mr__blk *left, mr__blk *right) {
   left->phys_next = right->phys_next;
   if (right->phys_next)
     right->phys_next->phys_prev = left;
-  mr__blockmap_remove(&p->map, right);
   mr__blk_free(p, right);
   p->merges++;
   return left;
@@ -298,19 +297,17 @@ static mr__blk *take_waiting(mr__pool *p, mr__pstream *ps, int kind, size_t rsiz
 static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize, size_t size) {
   unsigned from = state_of(b);
   mr__pstream *from_owner = b->owner;
-  mr__batch *from_batch = b->batch;
+  mr__batch *from_batch = from == MR__PENDING ? b->batch : NULL;
   if (from == MR__FREE || from == MR__PENDING)
-    unindex(p, b);
+    unindex(p, b); /* a pending block leaves its batch there: b->batch is NULL after */
   b->requested = size;
   b->owner = ps;
-  b->batch = NULL;
   set_state(b, MR__LIVE); /* before the rest is filed, so the rest does not merge back into it */
   if (b->size - rsize >= p->opt.alignment) {
     mr__blk *r = mr__blk_new(p);
     if (r) {
       r->addr = b->addr + rsize;
       r->size = b->size - rsize;
-      r->seg = b->seg;
       r->small = b->small;
       r->phys_prev = b;
       r->phys_next = b->phys_next;
@@ -318,7 +315,6 @@ static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize, size_t
         b->phys_next->phys_prev = r;
       b->phys_next = r;
       b->size = rsize;
-      mr__blockmap_insert(&p->map, r);
       p->splits++;
       if (from == MR__FREE)
         insert_settled(p, r);

@@ -1,6 +1,6 @@
 /* The caching pool's structures, shared by caching.c (the front: per-stream caches, the API),
- * caching_core.c (the shared structure: segments, TLSF indexes, batches, upstream) and
- * blockmap.c (pointer -> block). */
+ * caching_core.c (the shared structure: TLSF indexes, batches, upstream), caching_segments.c
+ * (segments and block records) and livemap.c (each stream's live blocks). */
 #ifndef MEMRES_ALLOC_CACHING_INTERNAL_H
 #define MEMRES_ALLOC_CACHING_INTERNAL_H
 
@@ -24,12 +24,12 @@ static inline void *mr__calloc_aligned(size_t size) {
 }
 
 /* Block states. A block is always in exactly one place:
- *  LIVE    handed to a caller (in the block map, in no list);
+ *  LIVE    handed to a caller (in its stream's live map, in no list);
  *  CACHED  in its owner stream's front cache (reusable by that stream at once);
  *  PENDING in its owner stream's pending index and in one of its batches: freed on that stream,
  *          its free event not yet known complete; the owner may reuse it at once;
  *  FREE    in the pool's settled index: usable by every stream;
- *  FREEING claimed by a free in progress (between the block map and the front cache). */
+ *  FREEING claimed by a free in progress (between the live map and the front cache). */
 #define MR__MIB ((size_t)1 << 20)
 
 /* The two families of segments: small requests and their segments, and the rest. */
@@ -44,9 +44,15 @@ struct mr__seg;
 struct mr__blk;
 
 /* livemap.c: a stream's live blocks by address (under the stream's lock); the hot operations are
- * inline below, after mr__blk. */
+ * inline below, after mr__blk. Each slot holds the address beside the block, so a probe reads the
+ * table's own cache lines and never a block record (at 1e5 live blocks those are cache misses). */
+typedef struct mr__live_slot {
+  uintptr_t addr; /* 0: empty */
+  struct mr__blk *blk;
+} mr__live_slot;
+
 typedef struct mr__livemap {
-  struct mr__blk **slots;
+  mr__live_slot *slots;
   size_t mask;
   size_t count;
   size_t limit; /* grow when count reaches it (half the slots) */
@@ -58,20 +64,26 @@ int mr__livemap_grow(mr__livemap *m);
 int mr__livemap_contains(const mr__livemap *m, const struct mr__blk *b);
 void mr__livemap_destroy(mr__livemap *m);
 
+/* A block record. Its first cache line holds all that the hot paths read and write (the front
+ * cache, splits, merges, the live map's check of a free): at 1e5 live blocks each record touched
+ * is a cache miss, and one line a record keeps it to one. The second line is for PENDING blocks
+ * only. */
 typedef struct mr__blk {
   _Alignas(64) uintptr_t addr; /* blocks never share a cache line: threads own their own */
   size_t size;                 /* bytes of the block (a multiple of the pool's alignment) */
-  size_t requested;            /* bytes asked for, while LIVE */
   struct mr__blk *phys_prev, *phys_next; /* neighbours within the segment */
-  struct mr__blk *free_prev, *free_next; /* TLSF list, or the front-cache bin (next only) */
-  struct mr__blk *batch_prev, *batch_next;
-  struct mr__blk *hash_next; /* block map chain */
-  struct mr__seg *seg;
+  union {
+    struct mr__blk *free_prev; /* FREE, PENDING: the TLSF list */
+    size_t requested;          /* LIVE: bytes asked for */
+  };
+  struct mr__blk *free_next; /* TLSF list, or the front-cache bin */
   struct mr__pstream *owner; /* stream that holds it (LIVE: allocated on; else freed on) */
-  struct mr__batch *batch;   /* while PENDING */
   _Atomic unsigned char state;
   unsigned char small;
   unsigned short cls; /* TLSF class while indexed */
+  /* second line */
+  struct mr__batch *batch; /* while PENDING */
+  struct mr__blk *batch_prev, *batch_next;
 } mr__blk;
 
 static inline size_t mr__livemap_slot(uintptr_t addr, size_t mask) {
@@ -85,9 +97,10 @@ static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b) {
   if (MR_UNLIKELY(m->count >= m->limit) && !mr__livemap_grow(m))
     return 0;
   size_t j = mr__livemap_slot(b->addr, m->mask);
-  while (m->slots[j])
+  while (m->slots[j].addr)
     j = (j + 1) & m->mask;
-  m->slots[j] = b;
+  m->slots[j].addr = b->addr;
+  m->slots[j].blk = b;
   m->count++;
   return 1;
 }
@@ -98,25 +111,28 @@ static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b) {
 static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
                                         mr_status *st) {
   size_t mask = m->mask, i = mr__livemap_slot(addr, mask);
-  mr__blk *b;
-  if (MR_UNLIKELY(!m->count)) {
+  mr__live_slot *t = m->slots;
+  uintptr_t a;
+  if (MR_UNLIKELY(!m->count || !addr)) {
     *st = MR_ERR_UNKNOWN_POINTER;
     return NULL;
   }
-  while ((b = m->slots[i]) && b->addr != addr)
+  while ((a = t[i].addr) && a != addr)
     i = (i + 1) & mask;
-  if (MR_UNLIKELY(!b || b->requested != size)) {
-    *st = b ? MR_ERR_INVALID_ARG : MR_ERR_UNKNOWN_POINTER;
-    return b;
+  mr__blk *b = t[i].blk;
+  if (MR_UNLIKELY(!a || b->requested != size)) {
+    *st = a ? MR_ERR_INVALID_ARG : MR_ERR_UNKNOWN_POINTER;
+    return a ? b : NULL;
   }
-  for (size_t j = (i + 1) & mask; m->slots[j]; j = (j + 1) & mask) {
-    size_t k = mr__livemap_slot(m->slots[j]->addr, mask);
+  for (size_t j = (i + 1) & mask; (a = t[j].addr); j = (j + 1) & mask) {
+    size_t k = mr__livemap_slot(a, mask);
     if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
-      m->slots[i] = m->slots[j];
+      t[i] = t[j];
       i = j;
     }
   }
-  m->slots[i] = NULL;
+  t[i].addr = 0;
+  t[i].blk = NULL;
   m->count--;
   *st = MR_OK;
   return b;
@@ -169,25 +185,6 @@ typedef struct mr__pstream {
   struct mr__pstream *next;
 } mr__pstream;
 
-typedef struct mr__blockmap_shard {
-  _Alignas(64) mr__spin lock; /* one cache line a shard: frees on different threads don't meet */
-  mr__blk **buckets;
-  size_t mask; /* buckets - 1 */
-  size_t count;
-} mr__blockmap_shard;
-
-#define MR__MAP_SHARDS 64
-
-typedef struct mr__blockmap {
-  mr__blockmap_shard shards[MR__MAP_SHARDS];
-} mr__blockmap;
-
-mr_status mr__blockmap_init(mr__blockmap *m);
-void mr__blockmap_destroy(mr__blockmap *m);
-mr_status mr__blockmap_insert(mr__blockmap *m, mr__blk *b);
-void mr__blockmap_remove(mr__blockmap *m, mr__blk *b);
-size_t mr__blockmap_count(mr__blockmap *m);
-mr__blk *mr__blockmap_find(mr__blockmap *m, uintptr_t addr);
 
 typedef struct mr__pool {
   /* read-mostly, on every hot-path call: a cache line of their own, never written after
@@ -218,7 +215,6 @@ typedef struct mr__pool {
   _Alignas(64) atomic_llong g_in_use;
   atomic_llong g_requested;
   atomic_ullong g_peak_in_use, g_peak_requested;
-  mr__blockmap map;
 } mr__pool;
 
 static inline unsigned state_of(const mr__blk *b) {

@@ -48,7 +48,6 @@ void mr__blk_free(mr__pool *p, mr__blk *b) {
 mr_status mr__segment_release(mr__pool *p, mr__seg *s) {
   mr__blk *b = s->first;
   mr__tlsf_remove(&p->settled[s->small ? MR__SMALL : MR__LARGE], b);
-  mr__blockmap_remove(&p->map, b);
   mr__blk_free(p, b);
   mr_status st = mr_free_async(p->upstream, s->up_ptr, s->up_size, NULL);
   if (s->prev)
@@ -156,6 +155,9 @@ mr__blk *mr__grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t s
   pthread_mutex_unlock(&p->mu);
   *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
   pthread_mutex_lock(&p->mu);
+  if (*st == MR_OK && !ptr) /* a broken upstream: address 0 would be no block at all */
+    *st = mr__error(MR_ERR_INVALID_ARG, "upstream '%s' returned NULL with MR_OK for %zu bytes",
+                    p->upstream->name, ask);
   if (*st == MR_OK && p->opt.maximum_reserve && p->reserved + ask > p->opt.maximum_reserve) {
     mr_free_async(p->upstream, ptr, ask, ps->stream); /* another thread grew meanwhile */
     p->upstream_allocs++;
@@ -203,9 +205,7 @@ mr__blk *mr__grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t s
   p->nsegs++;
   b->addr = s->base;
   b->size = seg_size;
-  b->seg = s;
   b->small = (unsigned char)s->small;
-  mr__blockmap_insert(&p->map, b);
   p->reserved += ask;
   if (p->reserved > p->peak_reserved)
     p->peak_reserved = p->reserved;

@@ -62,11 +62,8 @@ mr_status mr__core_validate(mr__pool *p) {
       CHECK(b->addr == at, "block %p does not follow its neighbour (expected %p)", (void *)b->addr,
             (void *)at);
       CHECK(b->phys_prev == prev, "block %p has a wrong left neighbour", (void *)b->addr);
-      CHECK(b->seg == s, "block %p names another segment", (void *)b->addr);
       CHECK(b->size && b->size % align == 0, "block %p has size %zu", (void *)b->addr, b->size);
       CHECK(b->small == s->small, "block %p small flag differs from its segment", (void *)b->addr);
-      CHECK(mr__blockmap_find(&p->map, b->addr) == b, "block %p missing from the block map",
-            (void *)b->addr);
       switch (st) {
       case MR__LIVE:
         nlive++;
@@ -100,8 +97,6 @@ mr_status mr__core_validate(mr__pool *p) {
   }
   CHECK(nsegs == p->nsegs, "segment count %zu, recorded %zu", nsegs, p->nsegs);
   CHECK(reserved == p->reserved, "reserved %" PRIu64 ", recorded %" PRIu64, reserved, p->reserved);
-  CHECK(mr__blockmap_count(&p->map) == nblocks, "block map holds %zu, segments %zu",
-        mr__blockmap_count(&p->map), nblocks);
   size_t idx_free = 0, idx_pending = 0, idx_cached = 0, bytes;
   for (int k = 0; k < 2; k++) {
     size_t n = count_index(&p->settled[k], &bytes);

@@ -7,18 +7,17 @@
 #include <stdlib.h>
 
 int mr__livemap_rehash(mr__livemap *m, size_t cap) {
-  mr__blk **slots = calloc(cap, sizeof *slots);
+  mr__live_slot *slots = calloc(cap, sizeof *slots);
   if (!slots)
     return 0;
   size_t mask = cap - 1;
   for (size_t i = 0; m->slots && i <= m->mask; i++) {
-    mr__blk *b = m->slots[i];
-    if (!b)
+    if (!m->slots[i].addr)
       continue;
-    size_t j = mr__livemap_slot(b->addr, mask);
-    while (slots[j])
+    size_t j = mr__livemap_slot(m->slots[i].addr, mask);
+    while (slots[j].addr)
       j = (j + 1) & mask;
-    slots[j] = b;
+    slots[j] = m->slots[i];
   }
   free(m->slots);
   m->slots = slots;
@@ -41,8 +40,8 @@ int mr__livemap_grow(mr__livemap *m) {
 int mr__livemap_contains(const mr__livemap *m, const mr__blk *b) {
   if (!m->count)
     return 0;
-  for (size_t i = mr__livemap_slot(b->addr, m->mask); m->slots[i]; i = (i + 1) & m->mask)
-    if (m->slots[i] == b)
+  for (size_t i = mr__livemap_slot(b->addr, m->mask); m->slots[i].addr; i = (i + 1) & m->mask)
+    if (m->slots[i].blk == b)
       return 1;
   return 0;
 }
