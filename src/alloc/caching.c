@@ -91,15 +91,15 @@ static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstre
 
 /* ---- alloc and free -------------------------------------------------------------------------- */
 
-/* Files b (out of every list, state CACHED) in ps's front cache, under ps->lock. Returns 1 if the
- * cache went over its budget. */
+/* Files b (out of every list, state CACHED, `bsize` bytes) in ps's front cache, under ps->lock.
+ * Returns 1 if the cache went over its budget. Writes the record but does not read it. */
 static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pstream *ps,
-                                                            mr__blk *b) {
-  unsigned cls = mr__tlsf_class(b->size);
+                                                            mr__blk *b, size_t bsize) {
+  unsigned cls = mr__tlsf_class(bsize);
   b->free_next = ps->bins[cls];
   ps->bins[cls] = b;
   ps->bin_map[cls / 64] |= 1ull << (cls % 64);
-  ps->cache_bytes += b->size;
+  ps->cache_bytes += bsize;
   ps->cache_blocks++;
   return ps->cache_bytes > p->cache_cap;
 }
@@ -134,7 +134,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     b->requested = size;
     b->owner = ps;
     if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
-      cache_push(p, ps, b);
+      cache_push(p, ps, b, b->size);
       ps->failed++;
       mr__bias_unlock(&ps->lock);
       return mr__error(MR_ERR_OUT_OF_MEMORY,
@@ -158,7 +158,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   mr__bias_lock(&ps->lock);
   if (st == MR_OK && MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
     atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
-    cache_push(p, ps, b);
+    cache_push(p, ps, b, b->size);
     st = mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory to track a live block",
                    p->name);
   }
@@ -240,7 +240,7 @@ static void evict(mr__pool *p, mr__pstream *ps) {
 /* A block freed on another stream than the one that allocated it: found in (and taken out of)
  * its owner's map. With the pool mutex, then each stream's lock. */
 static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t size,
-                                mr_status *st) {
+                                mr_status *st, size_t *bsize) {
   mr__blk *b = NULL;
   *st = MR_ERR_UNKNOWN_POINTER;
   pthread_mutex_lock(&p->mu);
@@ -248,7 +248,7 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
     if (o == ps)
       continue;
     mr__bias_lock(&o->lock);
-    b = mr__livemap_take(&o->lives, addr, size, st);
+    b = mr__livemap_take(&o->lives, addr, size, st, bsize);
     mr__bias_unlock(&o->lock);
   }
   pthread_mutex_unlock(&p->mu);
@@ -262,12 +262,13 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
     return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
                      p->name);
   mr_status st;
+  size_t bsize = 0;
   mr__bias_lock(&ps->lock);
-  mr__blk *b = mr__livemap_take(&ps->lives, (uintptr_t)ptr, size, &st);
+  mr__blk *b = mr__livemap_take(&ps->lives, (uintptr_t)ptr, size, &st, &bsize);
   if (MR_UNLIKELY(st != MR_OK)) {
     mr__bias_unlock(&ps->lock);
     if (st == MR_ERR_UNKNOWN_POINTER) /* freed on another stream than its own? */
-      b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st);
+      b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st, &bsize);
     if (st != MR_OK)
       return free_error(p, ptr, size, st, b);
     mr__bias_lock(&ps->lock);
@@ -275,12 +276,12 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   int direct, over = 0;
   ps->frees++;
   ps->live--;
-  account(p, ps, -(int64_t)b->size, -(int64_t)b->requested);
+  account(p, ps, -(int64_t)bsize, -(int64_t)size);
   b->owner = ps;
   atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
-  direct = b->size > p->cache_cap;
+  direct = bsize > p->cache_cap;
   if (!direct)
-    over = cache_push(p, ps, b);
+    over = cache_push(p, ps, b, bsize);
   mr__bias_unlock(&ps->lock);
   if (direct) {
     b->free_next = NULL;

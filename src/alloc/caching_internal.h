@@ -44,10 +44,13 @@ struct mr__seg;
 struct mr__blk;
 
 /* livemap.c: a stream's live blocks by address (under the stream's lock); the hot operations are
- * inline below, after mr__blk. Each slot holds the address beside the block, so a probe reads the
- * table's own cache lines and never a block record (at 1e5 live blocks those are cache misses). */
+ * inline below, after mr__blk. Each slot holds what a free checks and needs (address, requested
+ * and block sizes) beside the block, so neither a probe nor a free reads a block record: at 1e5
+ * live blocks each record read is a cache miss. */
 typedef struct mr__live_slot {
   uintptr_t addr; /* 0: empty */
+  size_t requested;
+  size_t size; /* the block's */
   struct mr__blk *blk;
 } mr__live_slot;
 
@@ -100,16 +103,18 @@ static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b) {
   while (m->slots[j].addr)
     j = (j + 1) & m->mask;
   m->slots[j].addr = b->addr;
+  m->slots[j].requested = b->requested;
+  m->slots[j].size = b->size;
   m->slots[j].blk = b;
   m->count++;
   return 1;
 }
 
-/* The block at addr, removed if its requested size is `size` (*st MR_OK); left in place with
- * *st MR_ERR_INVALID_ARG if the size differs; NULL with MR_ERR_UNKNOWN_POINTER if absent.
- * Backward-shift deletion keeps every probe chain unbroken. */
+/* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in
+ * *bsize); left in place with *st MR_ERR_INVALID_ARG if the size differs; NULL with
+ * MR_ERR_UNKNOWN_POINTER if absent. Backward-shift deletion keeps every probe chain unbroken. */
 static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
-                                        mr_status *st) {
+                                        mr_status *st, size_t *bsize) {
   size_t mask = m->mask, i = mr__livemap_slot(addr, mask);
   mr__live_slot *t = m->slots;
   uintptr_t a;
@@ -120,10 +125,11 @@ static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, s
   while ((a = t[i].addr) && a != addr)
     i = (i + 1) & mask;
   mr__blk *b = t[i].blk;
-  if (MR_UNLIKELY(!a || b->requested != size)) {
+  if (MR_UNLIKELY(!a || t[i].requested != size)) {
     *st = a ? MR_ERR_INVALID_ARG : MR_ERR_UNKNOWN_POINTER;
     return a ? b : NULL;
   }
+  *bsize = t[i].size;
   for (size_t j = (i + 1) & mask; (a = t[j].addr); j = (j + 1) & mask) {
     size_t k = mr__livemap_slot(a, mask);
     if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
@@ -132,7 +138,6 @@ static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, s
     }
   }
   t[i].addr = 0;
-  t[i].blk = NULL;
   m->count--;
   *st = MR_OK;
   return b;
