@@ -85,16 +85,21 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   return 1;
 }
 
-static int grow_stack(stack *s, size_t extra) {
-  if (extra > SIZE_MAX - s->len)
+/* Makes room for n more mask entries, and keeps every stack at least one longer than the mask:
+ * a stack holds one item per mask entry that pushed to it, plus (the host stack) the default
+ * allocator at its bottom, so room in the mask is then room in every stack, and a push checks one
+ * number. */
+static int reserve(ctx *c, size_t n) {
+  if (n > SIZE_MAX / 4 - c->depth)
     return 0;
-  return grow((void **)&s->items, &s->cap, s->len + extra, sizeof *s->items);
-}
-
-static int grow_mask(ctx *c, size_t extra) {
-  if (extra > SIZE_MAX - c->depth)
-    return 0;
-  return grow((void **)&c->mask, &c->mask_cap, c->depth + extra, sizeof *c->mask);
+  size_t want = c->mask_cap ? c->mask_cap : INITIAL_CAP;
+  while (want < c->depth + n)
+    want *= 2;
+  /* The stacks first: if the mask then cannot grow, the stacks are still longer than it. */
+  for (int slot = 0; slot < SLOT_COUNT; slot++)
+    if (!grow((void **)&c->st[slot].items, &c->st[slot].cap, want + 1, sizeof *c->st[slot].items))
+      return 0;
+  return grow((void **)&c->mask, &c->mask_cap, want, sizeof *c->mask);
 }
 
 /* ---- the thread's context ----------------------------------------------------------------------
@@ -109,9 +114,7 @@ static __attribute__((noinline)) ctx *ctx_init(void) {
     pthread_setspecific(g_key, c);
   /* Best effort: without memory for the first arrays the thread starts with empty stacks (and
    * pushes will try to grow them again). */
-  grow_mask(c, INITIAL_CAP);
-  for (int i = 0; i < SLOT_COUNT; i++)
-    grow_stack(&c->st[i], INITIAL_CAP);
+  reserve(c, INITIAL_CAP);
   mr_allocator *host = mr_host_default();
   if (host && c->st[MR_HOST].cap)
     c->st[MR_HOST].items[c->st[MR_HOST].len++] = mr_allocator_retain(host);
@@ -282,11 +285,8 @@ static __attribute__((noinline)) mr_status no_memory(const char *who, size_t dep
 
 static mr_status push_one(int slot, void *p, const char *who) {
   ctx *c = ctx_get();
-  if (MR_UNLIKELY(c->depth >= c->mask_cap ||
-                  (slot != SLOT_NONE && c->st[slot].len >= c->st[slot].cap))) {
-    if (!grow_mask(c, 1) || (slot != SLOT_NONE && !grow_stack(&c->st[slot], 1)))
-      return no_memory(who, c->depth);
-  }
+  if (MR_UNLIKELY(c->depth >= c->mask_cap) && !reserve(c, 1))
+    return no_memory(who, c->depth);
   push_raw(c, slot, p, 0);
   return MR_OK;
 }
@@ -313,78 +313,56 @@ mr_status mr_context_pop(void) {
 /* ---- for guards ---------------------------------------------------------------------------------
  */
 
-static inline int item_slot(const mr_guard_item *it) {
-  switch (it->type) {
-  case MR_GUARD_ITEM_NONE:
-    return SLOT_NONE;
-  case MR_GUARD_ITEM_STREAM:
-    return it->ptr ? SLOT_STREAM : SLOT_NONE;
-  case MR_GUARD_ITEM_ALLOC: {
-    const mr_allocator *a = it->ptr;
-    if (!a)
-      return SLOT_NONE;
-    return (unsigned)a->device.kind < MR_KIND_COUNT_ ? (int)a->device.kind : -1;
-  }
-  default:
-    return -1;
-  }
-}
-
-static __attribute__((noinline)) int reserve_items(ctx *c, const mr_guard_item *items, size_t n) {
-  size_t need[SLOT_COUNT] = {0};
-  for (size_t i = 0; i < n; i++) {
-    int slot = item_slot(&items[i]);
-    if (slot >= 0 && slot != SLOT_NONE)
-      need[slot]++;
-  }
-  if (!grow_mask(c, n))
-    return 0;
-  for (int slot = 0; slot < SLOT_COUNT; slot++)
-    if (!grow_stack(&c->st[slot], need[slot]))
-      return 0;
-  return 1;
+static __attribute__((noinline)) mr_status bad_item(ctx *c, size_t b, size_t d,
+                                                    const mr_guard_item *items, size_t i) {
+  c->depth = d;
+  while (c->depth > b)
+    pop_raw(c);
+  return mr__error(MR_ERR_INVALID_ARG,
+                   "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)", i,
+                   (int)items[i].type);
 }
 
 mr_status mr__context_push_items(const mr_guard_item *items, size_t n, uint64_t *tag,
                                  size_t *base) {
   ctx *c = ctx_get();
-  /* Room for n entries everywhere (a cheap over-estimate); else reserve exactly, up front, so
-   * that the loop below cannot fail half-way for lack of memory. */
-  if (MR_UNLIKELY(n > c->mask_cap - c->depth || n > c->st[0].cap - c->st[0].len ||
-                  n > c->st[1].cap - c->st[1].len || n > c->st[2].cap - c->st[2].len ||
-                  n > c->st[3].cap - c->st[3].len)) {
-    if (!reserve_items(c, items, n))
-      return no_memory("mr_guard_push", c->depth);
-  }
+  /* Room in the mask is room in every stack (see reserve). Reserving up front means the loop
+   * below cannot fail half-way for lack of memory. */
+  if (MR_UNLIKELY(n > c->mask_cap - c->depth) && !reserve(c, n))
+    return no_memory("mr_guard_push", c->depth);
   const size_t b = c->depth;
   uint64_t t = c->next_tag++;
   if (MR_UNLIKELY(t > TAG_LIMIT || t == 0))
     t = c->next_tag = 1;
-  /* The depth lives in a local: stores to the mask (uint64_t) could alias c->depth (size_t). */
+  /* Locals: stores to the mask (uint64_t) could alias c->depth (size_t). */
   uint64_t *mask = c->mask;
+  const uint64_t te = t << TAG_SHIFT;
   size_t d = b;
   for (size_t i = 0; i < n; i++) {
-    int slot = item_slot(&items[i]);
-    if (MR_UNLIKELY(slot < 0)) {
-      c->depth = d;
-      while (c->depth > b)
-        pop_raw(c);
-      return mr__error(MR_ERR_INVALID_ARG,
-                       "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)",
-                       i, (int)items[i].type);
-    }
     void *p = items[i].ptr;
-    uint64_t e = (t << TAG_SHIFT) | (uint64_t)slot;
-    if (slot != SLOT_NONE) {
-      stack *s = &c->st[slot];
-      size_t len = s->len;
-      if (len && s->items[len - 1] == p)
-        e |= BORROWED;
-      else
-        retain_slot(slot, p);
-      s->items[len] = p;
-      s->len = len + 1;
+    unsigned type = (unsigned)items[i].type;
+    unsigned slot;
+    if (MR_LIKELY(type == MR_GUARD_ITEM_ALLOC && p)) {
+      slot = (unsigned)((const mr_allocator *)p)->device.kind;
+      if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
+        return bad_item(c, b, d, items, i);
+    } else if (type == MR_GUARD_ITEM_STREAM && p) {
+      slot = SLOT_STREAM;
+    } else if (type <= MR_GUARD_ITEM_ALLOC) {
+      mask[d++] = te | SLOT_NONE;
+      continue;
+    } else {
+      return bad_item(c, b, d, items, i);
     }
+    stack *s = &c->st[slot];
+    size_t len = s->len;
+    uint64_t e = te | slot;
+    if (len && s->items[len - 1] == p)
+      e |= BORROWED;
+    else
+      retain_slot((int)slot, p);
+    s->items[len] = p;
+    s->len = len + 1;
     mask[d++] = e;
   }
   c->depth = d;
@@ -406,12 +384,11 @@ static __attribute__((noinline)) mr_status order_error(size_t base, size_t n, si
 mr_status mr__context_pop_items(size_t base, size_t n, uint64_t tag) {
   ctx *c = ctx_get();
   const size_t d = c->depth;
-  if (MR_UNLIKELY(d < base || d - base != n))
-    return order_error(base, n, d);
   const uint64_t *mask = c->mask;
-  for (size_t i = base; i < d; i++)
-    if (MR_UNLIKELY((mask[i] >> TAG_SHIFT) != tag))
-      return order_error(base, n, d);
+  /* The guard's entries are on top, and the topmost is its own: tags are unique to a push and
+   * an entry never moves, so the ones below it are the guard's too. */
+  if (MR_UNLIKELY(d < base || d - base != n || (n && (mask[d - 1] >> TAG_SHIFT) != tag)))
+    return order_error(base, n, d);
   for (size_t i = d; i-- > base;) {
     uint64_t e = mask[i];
     int slot = (int)(e & SLOT_MASK);
