@@ -136,6 +136,10 @@ mr_status bcu_trim_pool_of(int d);
 uint64_t bench_mem_available(void); /* MemAvailable from /proc/meminfo, bytes (0 if unknown) */
 void bench_cpu_model(char *buf, size_t len);
 int bench_cores(void);
+/* The CPUs this process may run on, one per physical core first (then their siblings): where the
+ * threads workload pins its workers, so that 8 threads on 16 vCPUs of 8 cores get 8 cores.
+ * Returns how many it wrote (0: unknown, do not pin). */
+int bench_cpu_order(int *cpus, int cap);
 void bench_git_commit(char *buf, size_t len);
 
 /* ---- workloads ------------------------------------------------------------------------------ */
@@ -145,6 +149,7 @@ typedef struct bench_opts {
   int reps;
   uint64_t seed;
   bool quick;
+  bool no_pin; /* --no-pin: leave the threads workload's workers where the scheduler puts them */
   double rep_ms; /* target duration of one timed repetition */
   const char *json;
   const char *plot;
@@ -165,6 +170,7 @@ typedef struct bench_run {
   const bench_case *c;
   balloc *a; /* NULL for workloads that use no allocator (context) */
   uint64_t seed;
+  bool pin;               /* threads: pin workers (bench_cpu_order) */
   uint64_t start_ns;      /* when setup began: a setup slower than BENCH_SETUP_LIMIT_MS skips */
   void *st;               /* the workload's state */
   uint64_t req, req_peak; /* bytes requested and live, and their peak (0: not tracked) */

@@ -25,6 +25,8 @@ static void usage(FILE *f) {
              "  --rep-ms MS             target duration of one repetition (10; --quick: 2)\n"
              "  --seed S                seed of every workload's sequence (1)\n"
              "  --quick                 a very short run (CI smoke test)\n"
+             "  --no-pin                threads: do not pin workers (default: one per physical\n"
+             "                          core, then the cores' other hyperthreads)\n"
              "  --json FILE             write every figure, the machine and the options as JSON\n"
              "  --plot FILE.svg         write an SVG plot of ns/op (log scale)\n"
              "  --devices all|ID[,ID]   instead of the usual run: pair and threads on these GPUs\n"
@@ -113,6 +115,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
       o->alloc_arg = NULL;
     } else if (strcmp(argv[i], "--quick") == 0) {
       o->quick = true;
+    } else if (strcmp(argv[i], "--no-pin") == 0) {
+      o->no_pin = true;
     } else if ((v = opt_value(argc, argv, &i, "--alloc"))) {
       o->alloc_arg = v;
     } else if ((v = opt_value(argc, argv, &i, "--workload"))) {
@@ -334,6 +338,7 @@ static void run_one(const bench_case *c, const bench_workload *w, const balloc_d
   r.c = c;
   r.a = d ? &a : NULL;
   r.seed = o->seed;
+  r.pin = !o->no_pin;
   mr_status st = MR_OK;
   if (d) {
     a.d = d;

@@ -1,6 +1,7 @@
 /* memres-bench: what machine and which commit the figures come from. */
 #include "bench.h"
 
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +52,54 @@ void bench_cpu_model(char *buf, size_t len) {
 int bench_cores(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);
   return n > 0 ? (int)n : 1;
+}
+
+static int read_int(const char *path, int *out) {
+  FILE *f = fopen(path, "r");
+  if (!f)
+    return 0;
+  int ok = fscanf(f, "%d", out) == 1;
+  fclose(f);
+  return ok;
+}
+
+int bench_cpu_order(int *cpus, int cap) {
+  cpu_set_t allowed;
+  if (sched_getaffinity(0, sizeof allowed, &allowed) != 0)
+    return 0;
+  int n = 0, pkg[CPU_SETSIZE], core[CPU_SETSIZE], all[CPU_SETSIZE];
+  for (int c = 0; c < CPU_SETSIZE; c++) {
+    if (!CPU_ISSET(c, &allowed))
+      continue;
+    char path[128];
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/core_id", c);
+    if (!read_int(path, &core[n]))
+      core[n] = c;
+    snprintf(path, sizeof path, "/sys/devices/system/cpu/cpu%d/topology/physical_package_id", c);
+    if (!read_int(path, &pkg[n]))
+      pkg[n] = 0;
+    all[n++] = c;
+  }
+  /* Round by round: each round takes the first CPU not yet taken of every (package, core). */
+  char taken[CPU_SETSIZE] = {0};
+  int out = 0;
+  while (out < n && out < cap) {
+    int round_start = out;
+    for (int i = 0; i < n && out < cap; i++) {
+      if (taken[i])
+        continue;
+      int dup = 0;
+      for (int j = round_start; j < out && !dup; j++)
+        for (int k = 0; k < n; k++)
+          if (all[k] == cpus[j] && pkg[k] == pkg[i] && core[k] == core[i])
+            dup = 1;
+      if (dup)
+        continue;
+      taken[i] = 1;
+      cpus[out++] = all[i];
+    }
+  }
+  return out;
 }
 
 /* The commit of the source tree at run time (git, if it is there), else the one of the last

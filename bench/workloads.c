@@ -14,6 +14,7 @@
 #include "bench.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -591,10 +592,24 @@ static mr_status threads_setup(bench_run *r) {
       return bench_fail(r, s, "stream");
     w->open = true;
   }
-  for (; ts->started < ts->n; ts->started++)
-    if (pthread_create(&ts->w[ts->started].th, NULL, worker_main, &ts->w[ts->started]) != 0)
+  /* One worker per physical core while there are cores, as the CPU order gives them: left to
+   * the scheduler, 8 workers on 16 vCPUs share cores from run to run (4.3x to 9.2x). */
+  int cpus[CPU_SETSIZE], ncpus = r->pin ? bench_cpu_order(cpus, CPU_SETSIZE) : 0;
+  for (; ts->started < ts->n; ts->started++) {
+    pthread_attr_t attr;
+    pthread_attr_init(&attr);
+    if (ncpus > 0) {
+      cpu_set_t one;
+      CPU_ZERO(&one);
+      CPU_SET(cpus[ts->started % ncpus], &one);
+      pthread_attr_setaffinity_np(&attr, sizeof one, &one);
+    }
+    int rc = pthread_create(&ts->w[ts->started].th, &attr, worker_main, &ts->w[ts->started]);
+    pthread_attr_destroy(&attr);
+    if (rc != 0)
       return bench_fail(r, mr_report_error(MR_ERR_OUT_OF_MEMORY, "pthread_create failed"),
                         "threads");
+  }
   r->req_peak = 0; /* not tracked across threads */
   return MR_OK;
 }
