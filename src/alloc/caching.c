@@ -89,6 +89,18 @@ static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstre
     publish(p, ps);
 }
 
+/* A free: no peak can move. */
+static inline __attribute__((always_inline)) void account_free(mr__pool *p, mr__pstream *ps,
+                                                               int64_t bytes, int64_t requested) {
+  ps->in_use -= bytes;
+  ps->requested -= requested;
+  ps->pending_in_use -= bytes;
+  ps->pending_requested -= requested;
+  if ((uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
+      p->opt.stats_slack)
+    publish(p, ps);
+}
+
 /* ---- alloc and free -------------------------------------------------------------------------- */
 
 /* Files b (out of every list, state CACHED, `bsize` bytes) in ps's front cache, under ps->lock.
@@ -104,19 +116,63 @@ static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pst
   return ps->cache_bytes > p->cache_cap;
 }
 
+static __attribute__((noinline, cold)) mr_status too_big(mr__pool *p, size_t size) {
+  return mr__error(MR_ERR_OUT_OF_MEMORY,
+                   "caching pool '%s': %zu bytes is more than any upstream can give", p->name,
+                   size);
+}
+
+static __attribute__((noinline, cold)) mr_status no_stream_state(mr__pool *p) {
+  return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
+                   p->name);
+}
+
+/* The live map could not grow: b goes back to the cache (ps->lock held; dropped here). */
+static __attribute__((noinline, cold)) mr_status untracked(mr__pool *p, mr__pstream *ps,
+                                                           mr__blk *b) {
+  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
+  cache_push(p, ps, b, b->size);
+  ps->failed++;
+  mr__bias_unlock(&ps->lock);
+  return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory to track a live block",
+                   p->name);
+}
+
+/* Nothing in the front cache fits: the core, under the pool mutex. */
+static __attribute__((noinline)) mr_status alloc_slow(mr__pool *p, mr__pstream *ps, size_t size,
+                                                      size_t rsize, void **out) {
+  int from_upstream = 0;
+  mr__blk *b;
+  pthread_mutex_lock(&p->mu);
+  mr_status st = mr__core_alloc(p, ps, size, rsize, &b, &from_upstream);
+  pthread_mutex_unlock(&p->mu);
+  mr__bias_lock(&ps->lock);
+  if (st != MR_OK) {
+    ps->failed++;
+    mr__bias_unlock(&ps->lock);
+    return st;
+  }
+  if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b)))
+    return untracked(p, ps, b);
+  ps->allocs++;
+  ps->grown += (uint64_t)from_upstream;
+  account(p, ps, (int64_t)b->size, (int64_t)size);
+  mr__bias_unlock(&ps->lock);
+  *out = (void *)b->addr;
+  return MR_OK;
+}
+
+/* The hot path keeps to the stream's own state: a bin pop and a live-map insert under a lock
+ * biased to this thread (no locked instruction); everything else is out of line. */
 static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, void **out) {
   mr__pool *p = self->state;
   size_t align = p->opt.alignment;
   if (MR_UNLIKELY(size > SIZE_MAX / 2))
-    return mr__error(MR_ERR_OUT_OF_MEMORY,
-                     "caching pool '%s': %zu bytes is more than any upstream "
-                     "can give",
-                     p->name, size);
+    return too_big(p, size);
   size_t rsize = (size + align - 1) & ~(align - 1);
   mr__pstream *ps = pstream_of(p, stream);
   if (MR_UNLIKELY(!ps))
-    return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
-                     p->name);
+    return no_stream_state(p);
   unsigned cls = mr__tlsf_class(rsize);
   mr__bias_lock(&ps->lock);
   mr__blk *b = ps->bins[cls];
@@ -124,55 +180,26 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     cls++;
     b = cls < MR_TLSF_CLASSES ? ps->bins[cls] : NULL;
   }
-  if (b) {
-    ps->bins[cls] = b->free_next;
-    if (!b->free_next)
-      ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
-    b->free_next = NULL;
-    ps->cache_bytes -= b->size;
-    ps->cache_blocks--;
-    b->requested = size;
-    b->owner = ps;
-    if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
-      cache_push(p, ps, b, b->size);
-      ps->failed++;
-      mr__bias_unlock(&ps->lock);
-      return mr__error(MR_ERR_OUT_OF_MEMORY,
-                       "caching pool '%s': no host memory to track a live block", p->name);
-    }
-    atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
-    ps->allocs++;
-    ps->cache_hits++;
-    ps->live++;
-    account(p, ps, (int64_t)b->size, (int64_t)size);
+  if (MR_UNLIKELY(!b)) {
     mr__bias_unlock(&ps->lock);
-    *out = (void *)b->addr;
-    return MR_OK;
+    return alloc_slow(p, ps, size, rsize, out);
   }
+  mr__blk *next = b->free_next;
+  ps->bins[cls] = next;
+  if (!next)
+    ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
+  ps->cache_bytes -= b->size;
+  ps->cache_blocks--;
+  b->requested = size;
+  b->owner = ps;
+  if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b)))
+    return untracked(p, ps, b);
+  atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
+  ps->allocs++;
+  account(p, ps, (int64_t)b->size, (int64_t)size);
   mr__bias_unlock(&ps->lock);
-
-  int from_upstream = 0;
-  pthread_mutex_lock(&p->mu);
-  mr_status st = mr__core_alloc(p, ps, size, rsize, &b, &from_upstream);
-  pthread_mutex_unlock(&p->mu);
-  mr__bias_lock(&ps->lock);
-  if (st == MR_OK && MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b))) {
-    atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
-    cache_push(p, ps, b, b->size);
-    st = mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory to track a live block",
-                   p->name);
-  }
-  if (st == MR_OK) {
-    ps->allocs++;
-    ps->cache_hits += !from_upstream;
-    ps->live++;
-    account(p, ps, (int64_t)b->size, (int64_t)size);
-    *out = (void *)b->addr;
-  } else {
-    ps->failed++;
-  }
-  mr__bias_unlock(&ps->lock);
-  return st;
+  *out = (void *)b->addr;
+  return MR_OK;
 }
 
 /* Names what is wrong with a pointer no live map took. */
@@ -212,7 +239,7 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, m
 }
 
 /* Sends the largest cached blocks of ps to the core until its cache is at half its budget. */
-static void evict(mr__pool *p, mr__pstream *ps) {
+static __attribute__((noinline)) void evict(mr__pool *p, mr__pstream *ps) {
   mr__blk *list = NULL;
   size_t target = p->cache_cap / 2;
   mr__bias_lock(&ps->lock);
@@ -255,43 +282,64 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
   return b;
 }
 
+/* The free's tail once the block is out of every live map (ps->lock held, dropped here). */
+static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
+                                                                  mr__blk *b, size_t size,
+                                                                  size_t bsize);
+
+/* Not live on this stream: freed on another stream than its own, or a bad free. */
+static __attribute__((noinline)) mr_status free_slow(mr__pool *p, mr__pstream *ps, void *ptr,
+                                                     size_t size, mr_status st, mr__blk *b) {
+  size_t bsize = 0;
+  if (st == MR_ERR_UNKNOWN_POINTER)
+    b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st, &bsize);
+  if (st != MR_OK)
+    return free_error(p, ptr, size, st, b);
+  mr__bias_lock(&ps->lock);
+  return file_freed(p, ps, b, size, bsize);
+}
+
+/* Larger than the whole front cache: straight to the core. */
+static __attribute__((noinline)) void free_direct(mr__pool *p, mr__pstream *ps, mr__blk *b) {
+  b->free_next = NULL;
+  pthread_mutex_lock(&p->mu);
+  mr__core_put(p, ps, b);
+  pthread_mutex_unlock(&p->mu);
+}
+
+static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
+                                                                  mr__blk *b, size_t size,
+                                                                  size_t bsize) {
+  ps->frees++;
+  account_free(p, ps, (int64_t)bsize, (int64_t)size);
+  b->owner = ps;
+  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
+  if (MR_UNLIKELY(bsize > p->cache_cap)) {
+    mr__bias_unlock(&ps->lock);
+    free_direct(p, ps, b);
+    return MR_OK;
+  }
+  int over = cache_push(p, ps, b, bsize);
+  mr__bias_unlock(&ps->lock);
+  if (MR_UNLIKELY(over))
+    evict(p, ps);
+  return MR_OK;
+}
+
 static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream *stream) {
   mr__pool *p = self->state;
   mr__pstream *ps = pstream_of(p, stream);
   if (MR_UNLIKELY(!ps))
-    return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory for a stream's state",
-                     p->name);
+    return no_stream_state(p);
   mr_status st;
   size_t bsize = 0;
   mr__bias_lock(&ps->lock);
   mr__blk *b = mr__livemap_take(&ps->lives, (uintptr_t)ptr, size, &st, &bsize);
   if (MR_UNLIKELY(st != MR_OK)) {
     mr__bias_unlock(&ps->lock);
-    if (st == MR_ERR_UNKNOWN_POINTER) /* freed on another stream than its own? */
-      b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st, &bsize);
-    if (st != MR_OK)
-      return free_error(p, ptr, size, st, b);
-    mr__bias_lock(&ps->lock);
+    return free_slow(p, ps, ptr, size, st, b);
   }
-  int direct, over = 0;
-  ps->frees++;
-  ps->live--;
-  account(p, ps, -(int64_t)bsize, -(int64_t)size);
-  b->owner = ps;
-  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
-  direct = bsize > p->cache_cap;
-  if (!direct)
-    over = cache_push(p, ps, b, bsize);
-  mr__bias_unlock(&ps->lock);
-  if (direct) {
-    b->free_next = NULL;
-    pthread_mutex_lock(&p->mu);
-    mr__core_put(p, ps, b);
-    pthread_mutex_unlock(&p->mu);
-  } else if (over) {
-    evict(p, ps);
-  }
-  return MR_OK;
+  return file_freed(p, ps, b, size, bsize);
 }
 
 /* ---- trim, stats, destroy -------------------------------------------------------------------- */
@@ -304,10 +352,11 @@ static mr_status pool_trim(mr_allocator *self, size_t keep) {
   return st;
 }
 
+/* Hits are the allocations that took no new segment; live blocks, allocations less frees. */
 static void sum_stream(mr_stats *s, mr__pstream *ps) {
   s->allocs += ps->allocs;
   s->frees += ps->frees;
-  s->cache_hits += ps->cache_hits;
+  s->cache_hits += ps->allocs - ps->grown;
   s->failed_allocs += ps->failed;
 }
 
@@ -320,7 +369,7 @@ static mr_status pool_stats(mr_allocator *self, mr_stats *s) {
     sum_stream(s, ps);
     in_use += ps->in_use;
     requested += ps->requested;
-    live += ps->live;
+    live += (int64_t)(ps->allocs - ps->frees);
     mr__bias_unlock(&ps->lock);
   }
   s->bytes_in_use = (uint64_t)in_use;
@@ -488,7 +537,7 @@ mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream, mr
     sum_stream(&s, ps);
     s.bytes_in_use = ps->in_use > 0 ? (uint64_t)ps->in_use : 0;
     s.bytes_requested = ps->requested > 0 ? (uint64_t)ps->requested : 0;
-    s.live_blocks = ps->live > 0 ? (uint64_t)ps->live : 0;
+    s.live_blocks = ps->allocs > ps->frees ? ps->allocs - ps->frees : 0;
     s.peak_in_use = ps->peak_in_use;
     s.peak_requested = ps->peak_requested;
     mr__bias_unlock(&ps->lock);

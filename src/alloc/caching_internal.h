@@ -178,8 +178,8 @@ typedef struct mr__pstream {
   int64_t in_use, requested;                 /* net bytes allocated minus freed on this stream */
   int64_t pending_in_use, pending_requested; /* not yet added to the pool-wide counters */
   uint64_t peak_in_use, peak_requested;
-  uint64_t allocs, frees, cache_hits, failed;
-  int64_t live;
+  uint64_t allocs, frees, failed; /* live blocks: allocs - frees */
+  uint64_t grown;                 /* allocations that took a new segment (not cache hits) */
   mr__livemap lives; /* blocks allocated on this stream and not freed */
   /* core: under the pool's mutex */
   mr_stream *stream; /* NULL: host order */

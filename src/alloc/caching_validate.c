@@ -152,7 +152,7 @@ mr_status mr__core_validate(mr__pool *p) {
           o->cache_bytes, cached, cbytes);
     idx_cached += cached;
     in_use += o->in_use;
-    live += o->live;
+    live += (int64_t)(o->allocs - o->frees);
     nmapped += o->lives.count;
   }
   CHECK(nmapped == nlive, "%zu blocks in the streams' maps, %zu live", nmapped, nlive);
