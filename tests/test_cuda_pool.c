@@ -406,4 +406,34 @@ Test(cuda_pool, fixed_growth_segment_sizes) {
   mr_allocator_release(up);
 }
 
+/* The hot block over device memory (test_pool_hot covers it over host memory): the last block
+ * freed on a stream is the next one that fits, a second free of it is a double free, and
+ * another stream does not get it while the stream's work runs. */
+Test(cuda_pool, hot_block_reuse_and_double_free) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream(), *b = new_stream();
+  void *p = alloc_ok(pool, 64 * KiB, a);
+  close_gate_on(a);
+  cr_expect_eq(cudaMemsetAsync(p, 0x11, 64 * KiB, mr_stream_cuda(a)), cudaSuccess);
+  free_ok(pool, p, 64 * KiB, a);
+  cr_expect_eq(mr_free_async(pool, p, 64 * KiB, a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  cr_expect_eq(mr_free_async(pool, p, 64 * KiB, b), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  void *q = alloc_ok(pool, 64 * KiB, b);
+  cr_expect_neq(q, p, "B got the block A's pending memset writes");
+  void *r = alloc_ok(pool, 60 * KiB, a);
+  cr_expect_eq(r, p, "A's next allocation that fits did not take the block it freed");
+  open_gate();
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  free_ok(pool, r, 60 * KiB, a);
+  free_ok(pool, q, 64 * KiB, b);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(b)), cudaSuccess);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
 #endif /* MEMRES_HAVE_CUDA */

@@ -116,6 +116,23 @@ static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pst
   return ps->cache_bytes > p->cache_cap;
 }
 
+void mr__hot_file(mr__pool *p, mr__pstream *ps) {
+  mr__blk *b = ps->hot;
+  if (!b)
+    return;
+  ps->hot = NULL;
+  mr__livemap_remove_at(&ps->lives, ps->hot_slot);
+  (void)cache_push(p, ps, b, ps->hot_size); /* over budget: the next free evicts */
+}
+
+/* Tracks b as live on ps. The hot block's slot must not move: a grow rehashes, so the hot
+ * block is filed first. 0 when there is no host memory for it. */
+static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream *ps, mr__blk *b) {
+  if (MR_UNLIKELY(ps->lives.count >= ps->lives.limit))
+    mr__hot_file(p, ps);
+  return mr__livemap_insert(&ps->lives, b);
+}
+
 static __attribute__((noinline, cold)) mr_status too_big(mr__pool *p, size_t size) {
   return mr__error(MR_ERR_OUT_OF_MEMORY,
                    "caching pool '%s': %zu bytes is more than any upstream can give", p->name,
@@ -152,7 +169,7 @@ static __attribute__((noinline)) mr_status alloc_slow(mr__pool *p, mr__pstream *
     mr__bias_unlock(&ps->lock);
     return st;
   }
-  if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b)))
+  if (MR_UNLIKELY(!track(p, ps, b)))
     return untracked(p, ps, b);
   ps->allocs++;
   ps->grown += (uint64_t)from_upstream;
@@ -173,9 +190,23 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   mr__pstream *ps = pstream_of(p, stream);
   if (MR_UNLIKELY(!ps))
     return no_stream_state(p);
-  unsigned cls = mr__tlsf_class(rsize);
   mr__bias_lock(&ps->lock);
-  mr__blk *b = ps->bins[cls];
+  mr__blk *b = ps->hot;
+  size_t hs = ps->hot_size;
+  /* the hot block, if at most an eighth of it would go unused: no class, no bin, no hash */
+  if (b && rsize <= hs && hs - rsize <= hs / 8) {
+    ps->hot = NULL;
+    ps->lives.slots[ps->hot_slot].requested = size;
+    b->requested = size;
+    atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
+    ps->allocs++;
+    account(p, ps, (int64_t)hs, (int64_t)size);
+    mr__bias_unlock(&ps->lock);
+    *out = (void *)b->addr;
+    return MR_OK;
+  }
+  unsigned cls = mr__tlsf_class(rsize);
+  b = ps->bins[cls];
   if (!b || b->size < rsize) {
     cls++;
     b = cls < MR_TLSF_CLASSES ? ps->bins[cls] : NULL;
@@ -192,7 +223,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   ps->cache_blocks--;
   b->requested = size;
   b->owner = ps;
-  if (MR_UNLIKELY(!mr__livemap_insert(&ps->lives, b)))
+  if (MR_UNLIKELY(!track(p, ps, b)))
     return untracked(p, ps, b);
   atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
   ps->allocs++;
@@ -275,6 +306,7 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
     if (o == ps)
       continue;
     mr__bias_lock(&o->lock);
+    mr__hot_file(p, o);
     b = mr__livemap_take(&o->lives, addr, size, st, bsize);
     mr__bias_unlock(&o->lock);
   }
@@ -326,20 +358,44 @@ static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, m
   return MR_OK;
 }
 
+/* The block stays in its live-map slot, marked freed, as the stream's hot block (see
+ * mr__pstream): a free then an allocation of about the same size on one stream, the commonest
+ * pattern, costs one hash probe between them. */
 static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream *stream) {
   mr__pool *p = self->state;
   mr__pstream *ps = pstream_of(p, stream);
   if (MR_UNLIKELY(!ps))
     return no_stream_state(p);
-  mr_status st;
-  size_t bsize = 0;
   mr__bias_lock(&ps->lock);
-  mr__blk *b = mr__livemap_take(&ps->lives, (uintptr_t)ptr, size, &st, &bsize);
-  if (MR_UNLIKELY(st != MR_OK)) {
+  if (ps->hot) /* before the probe: filing it may move slots */
+    mr__hot_file(p, ps);
+  size_t i = mr__livemap_find(&ps->lives, (uintptr_t)ptr);
+  if (MR_UNLIKELY(i == SIZE_MAX)) {
     mr__bias_unlock(&ps->lock);
-    return free_slow(p, ps, ptr, size, st, b);
+    return free_slow(p, ps, ptr, size, MR_ERR_UNKNOWN_POINTER, NULL);
   }
-  return file_freed(p, ps, b, size, bsize);
+  mr__live_slot *sl = &ps->lives.slots[i];
+  if (MR_UNLIKELY(sl->requested != size)) {
+    mr__blk *b = sl->blk;
+    mr__bias_unlock(&ps->lock);
+    return free_slow(p, ps, ptr, size, MR_ERR_INVALID_ARG, b);
+  }
+  mr__blk *b = sl->blk;
+  size_t bsize = sl->size;
+  if (MR_UNLIKELY(bsize > p->cache_cap)) { /* larger than the whole front cache: the core */
+    mr__livemap_remove_at(&ps->lives, i);
+    return file_freed(p, ps, b, size, bsize);
+  }
+  sl->requested = 0;
+  ps->hot = b;
+  ps->hot_slot = i;
+  ps->hot_size = bsize;
+  ps->frees++;
+  account_free(p, ps, (int64_t)bsize, (int64_t)size);
+  b->owner = ps;
+  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
+  mr__bias_unlock(&ps->lock);
+  return MR_OK;
 }
 
 /* ---- trim, stats, destroy -------------------------------------------------------------------- */
@@ -556,8 +612,10 @@ mr_status mr_caching_pool_validate(mr_allocator *pool) {
   if (!p)
     return MR_ERR_INVALID_ARG;
   pthread_mutex_lock(&p->mu);
-  for (mr__pstream *ps = p->streams; ps; ps = ps->next)
+  for (mr__pstream *ps = p->streams; ps; ps = ps->next) {
     mr__bias_lock(&ps->lock);
+    mr__hot_file(p, ps);
+  }
   mr_status st = mr__core_validate(p);
   for (mr__pstream *ps = p->streams; ps; ps = ps->next)
     mr__bias_unlock(&ps->lock);

@@ -242,6 +242,7 @@ void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
 void mr__core_flush_cache(mr__pool *p, mr__pstream *ps) {
   mr__blk *list = NULL;
   mr__bias_lock(&ps->lock);
+  mr__hot_file(p, ps);
   if (ps->cache_blocks) {
     for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
       while (ps->bin_map[w]) {

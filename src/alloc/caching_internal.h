@@ -110,26 +110,12 @@ static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b) {
   return 1;
 }
 
-/* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in
- * *bsize); left in place with *st MR_ERR_INVALID_ARG if the size differs; NULL with
- * MR_ERR_UNKNOWN_POINTER if absent. Backward-shift deletion keeps every probe chain unbroken. */
-static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
-                                        mr_status *st, size_t *bsize) {
-  size_t mask = m->mask, i = mr__livemap_slot(addr, mask);
+/* Removes slot i; backward-shift deletion keeps every probe chain unbroken (and moves later
+ * entries of the chain). */
+static inline void mr__livemap_remove_at(struct mr__livemap *m, size_t i) {
+  size_t mask = m->mask;
   mr__live_slot *t = m->slots;
   uintptr_t a;
-  if (MR_UNLIKELY(!m->count || !addr)) {
-    *st = MR_ERR_UNKNOWN_POINTER;
-    return NULL;
-  }
-  while ((a = t[i].addr) && a != addr)
-    i = (i + 1) & mask;
-  mr__blk *b = t[i].blk;
-  if (MR_UNLIKELY(!a || t[i].requested != size)) {
-    *st = a ? MR_ERR_INVALID_ARG : MR_ERR_UNKNOWN_POINTER;
-    return a ? b : NULL;
-  }
-  *bsize = t[i].size;
   for (size_t j = (i + 1) & mask; (a = t[j].addr); j = (j + 1) & mask) {
     size_t k = mr__livemap_slot(a, mask);
     if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
@@ -139,6 +125,36 @@ static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, s
   }
   t[i].addr = 0;
   m->count--;
+}
+
+/* The slot of addr, or SIZE_MAX. */
+static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t addr) {
+  if (MR_UNLIKELY(!m->count || !addr))
+    return SIZE_MAX;
+  size_t mask = m->mask, i = mr__livemap_slot(addr, mask);
+  uintptr_t a;
+  while ((a = m->slots[i].addr) && a != addr)
+    i = (i + 1) & mask;
+  return a ? i : SIZE_MAX;
+}
+
+/* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in
+ * *bsize); left in place with *st MR_ERR_INVALID_ARG if the size differs; NULL with
+ * MR_ERR_UNKNOWN_POINTER if absent. */
+static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
+                                        mr_status *st, size_t *bsize) {
+  size_t i = mr__livemap_find(m, addr);
+  if (MR_UNLIKELY(i == SIZE_MAX)) {
+    *st = MR_ERR_UNKNOWN_POINTER;
+    return NULL;
+  }
+  mr__blk *b = m->slots[i].blk;
+  if (MR_UNLIKELY(m->slots[i].requested != size)) {
+    *st = MR_ERR_INVALID_ARG;
+    return b;
+  }
+  *bsize = m->slots[i].size;
+  mr__livemap_remove_at(m, i);
   *st = MR_OK;
   return b;
 }
@@ -175,6 +191,12 @@ typedef struct mr__pstream {
   uint64_t bin_map[MR__CACHE_BIN_WORDS];
   size_t cache_bytes;
   size_t cache_blocks;
+  /* The hot block: the last one freed on this stream, kept in its live-map slot (requested 0
+   * there: freed) so that the next allocation that fits takes it back without a bin or a hash
+   * insert; filed in the front cache (mr__hot_file) before anything else reads the map or the
+   * bins. NULL: none. */
+  mr__blk *hot;
+  size_t hot_slot, hot_size;
   int64_t in_use, requested;                 /* net bytes allocated minus freed on this stream */
   int64_t pending_in_use, pending_requested; /* not yet added to the pool-wide counters */
   uint64_t peak_in_use, peak_requested;
@@ -260,6 +282,7 @@ mr_status mr__core_validate(mr__pool *p);
 size_t mr__core_largest_free(mr__pool *p);
 uint64_t mr__core_live_blocks(mr__pool *p);
 
-/* caching.c */
+/* caching.c: files ps's hot block in its front cache (ps->lock held). */
+void mr__hot_file(mr__pool *p, mr__pstream *ps);
 
 #endif
