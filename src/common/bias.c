@@ -19,6 +19,19 @@ static void registration(void) {
 #endif
 }
 
+void mr__bias_lock_slow(mr__bias *b, const void *owner) {
+  mr__spin_lock(&b->lock);
+  if (owner) { /* biased to another thread: make it leave, or see us, before going on */
+    atomic_store_explicit(&b->revoked, 1, memory_order_relaxed);
+    mr__bias_barrier();
+    while (atomic_load_explicit(&b->busy, memory_order_acquire))
+      ;
+    if (++b->foreign >= MR__BIAS_SHARE_AFTER)
+      atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
+  }
+  b->fast = 0;
+}
+
 int mr__bias_available(void) {
   pthread_once(&g_once, registration);
   return g_available;

@@ -54,31 +54,24 @@ static inline void mr__bias_init(mr__bias *b, const void *owner) {
   b->fast = 0;
 }
 
+/* Everything but the owner's uncontended take, out of line (bias.c): the callers' hot paths
+ * stay small. */
+void mr__bias_lock_slow(mr__bias *b, const void *owner);
+
 static inline __attribute__((always_inline)) void mr__bias_lock(mr__bias *b) {
 #if MR__BIAS_FAST
   const void *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
-  if (owner && owner == mr__bias_self()) {
+  if (__builtin_expect(owner == mr__bias_self(), 1)) { /* never NULL: a token is a thread's address */
     atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
-    if (!atomic_load_explicit(&b->revoked, memory_order_acquire)) {
+    if (__builtin_expect(!atomic_load_explicit(&b->revoked, memory_order_acquire), 1)) {
       b->fast = 1;
       return;
     }
     atomic_store_explicit(&b->busy, 0, memory_order_release);
-    mr__spin_lock(&b->lock);
-    b->fast = 0;
-    return;
+    owner = NULL; /* revoked: the spinlock, like everyone */
   }
-  mr__spin_lock(&b->lock);
-  if (owner) {
-    atomic_store_explicit(&b->revoked, 1, memory_order_relaxed);
-    mr__bias_barrier();
-    while (atomic_load_explicit(&b->busy, memory_order_acquire))
-      ;
-    if (++b->foreign >= MR__BIAS_SHARE_AFTER)
-      atomic_store_explicit(&b->owner, NULL, memory_order_relaxed);
-  }
-  b->fast = 0;
+  mr__bias_lock_slow(b, owner);
 #else
   mr__spin_lock(&b->lock);
   b->fast = 0;
