@@ -436,4 +436,35 @@ Test(cuda_pool, hot_block_reuse_and_double_free) {
   mr_allocator_release(up);
 }
 
+/* Pool-wide peaks with the default statistics slack over device memory (test_pool_peaks covers
+ * them over host memory): exact while one stream allocates, kept when a second one starts. */
+Test(cuda_pool, peaks_one_stream_then_two) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = NULL;
+  cr_assert_eq(mr_caching_pool_create(&pool, up, NULL), MR_OK, "%s", mr_last_error());
+  mr_stream *a = new_stream(), *b = new_stream();
+  void *p[3];
+  for (int i = 0; i < 3; i++)
+    p[i] = alloc_ok(pool, 100 * KiB, a);
+  for (int i = 0; i < 3; i++)
+    free_ok(pool, p[i], 100 * KiB, a);
+  cr_expect_eq(pool_stats(pool).peak_in_use, 300 * KiB, "one stream, under the slack");
+  void *q = alloc_ok(pool, 4 * MiB, b);
+  for (int i = 0; i < 3; i++)
+    p[i] = alloc_ok(pool, 4 * MiB, a);
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_in_use, 16 * MiB);
+  cr_expect_eq(s.peak_in_use, 16 * MiB);
+  for (int i = 0; i < 3; i++)
+    free_ok(pool, p[i], 4 * MiB, a);
+  free_ok(pool, q, 4 * MiB, b);
+  cr_expect_eq(pool_stats(pool).peak_in_use, 16 * MiB);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(b)), cudaSuccess);
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
 #endif /* MEMRES_HAVE_CUDA */

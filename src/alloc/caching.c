@@ -55,6 +55,13 @@ static inline mr__pstream *pstream_of(mr__pool *p, mr_stream *s) {
 
 /* ---- statistics (under ps->lock) ------------------------------------------------------------- */
 
+static void raise_to(atomic_ullong *peak, unsigned long long v) {
+  unsigned long long cur = atomic_load_explicit(peak, memory_order_relaxed);
+  while (v > cur && !atomic_compare_exchange_weak_explicit(peak, &cur, v, memory_order_relaxed,
+                                                           memory_order_relaxed)) {
+  }
+}
+
 static void publish(mr__pool *p, mr__pstream *ps) {
   long long u = atomic_fetch_add_explicit(&p->g_in_use, ps->pending_in_use, memory_order_relaxed) +
                 ps->pending_in_use;
@@ -62,16 +69,10 @@ static void publish(mr__pool *p, mr__pstream *ps) {
       atomic_fetch_add_explicit(&p->g_requested, ps->pending_requested, memory_order_relaxed) +
       ps->pending_requested;
   ps->pending_in_use = ps->pending_requested = 0;
-  unsigned long long peak = atomic_load_explicit(&p->g_peak_in_use, memory_order_relaxed);
-  while (u > 0 && (unsigned long long)u > peak &&
-         !atomic_compare_exchange_weak_explicit(&p->g_peak_in_use, &peak, (unsigned long long)u,
-                                                memory_order_relaxed, memory_order_relaxed)) {
-  }
-  peak = atomic_load_explicit(&p->g_peak_requested, memory_order_relaxed);
-  while (r > 0 && (unsigned long long)r > peak &&
-         !atomic_compare_exchange_weak_explicit(&p->g_peak_requested, &peak, (unsigned long long)r,
-                                                memory_order_relaxed, memory_order_relaxed)) {
-  }
+  if (u > 0)
+    raise_to(&p->g_peak_in_use, (unsigned long long)u);
+  if (r > 0)
+    raise_to(&p->g_peak_requested, (unsigned long long)r);
 }
 
 static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstream *ps,
@@ -84,8 +85,9 @@ static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstre
     ps->peak_requested = (uint64_t)ps->requested;
   ps->pending_in_use += bytes;
   ps->pending_requested += requested;
-  if ((uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
-      p->opt.stats_slack)
+  if (!ps->solo &&
+      (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
+          p->opt.stats_slack)
     publish(p, ps);
 }
 
@@ -96,9 +98,36 @@ static inline __attribute__((always_inline)) void account_free(mr__pool *p, mr__
   ps->requested -= requested;
   ps->pending_in_use -= bytes;
   ps->pending_requested -= requested;
-  if ((uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
-      p->opt.stats_slack)
+  if (!ps->solo &&
+      (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
+          p->opt.stats_slack)
     publish(p, ps);
+}
+
+/* ps's first allocation or free (p->mu held, ps->lock not). The first active stream goes solo;
+ * the second ends that: the solo stream publishes what it kept, and the pool-wide peaks take
+ * its own (they were the pool's while it was alone). */
+static void activate(mr__pool *p, mr__pstream *ps) {
+  if (ps->active)
+    return;
+  ps->active = 1;
+  if (p->nactive++ == 0) {
+    mr__bias_lock(&ps->lock);
+    ps->solo = 1;
+    mr__bias_unlock(&ps->lock);
+    p->solo = ps;
+    return;
+  }
+  mr__pstream *o = p->solo;
+  if (!o)
+    return;
+  p->solo = NULL;
+  mr__bias_lock(&o->lock);
+  o->solo = 0;
+  raise_to(&p->g_peak_in_use, o->peak_in_use);
+  raise_to(&p->g_peak_requested, o->peak_requested);
+  publish(p, o);
+  mr__bias_unlock(&o->lock);
 }
 
 /* ---- alloc and free -------------------------------------------------------------------------- */
@@ -161,6 +190,7 @@ static __attribute__((noinline)) mr_status alloc_slow(mr__pool *p, mr__pstream *
   int from_upstream = 0;
   mr__blk *b;
   pthread_mutex_lock(&p->mu);
+  activate(p, ps);
   mr_status st = mr__core_alloc(p, ps, size, rsize, &b, &from_upstream);
   pthread_mutex_unlock(&p->mu);
   mr__bias_lock(&ps->lock);
@@ -302,6 +332,7 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
   mr__blk *b = NULL;
   *st = MR_ERR_UNKNOWN_POINTER;
   pthread_mutex_lock(&p->mu);
+  activate(p, ps);
   for (mr__pstream *o = p->streams; o && *st == MR_ERR_UNKNOWN_POINTER; o = o->next) {
     if (o == ps)
       continue;
@@ -432,9 +463,17 @@ static mr_status pool_stats(mr_allocator *self, mr_stats *s) {
   s->bytes_requested = (uint64_t)requested;
   s->live_blocks = (uint64_t)live;
   s->peak_in_use = atomic_load(&p->g_peak_in_use);
+  s->peak_requested = atomic_load(&p->g_peak_requested);
+  if (p->solo) { /* its peaks are the pool's */
+    mr__bias_lock(&p->solo->lock);
+    if (s->peak_in_use < p->solo->peak_in_use)
+      s->peak_in_use = p->solo->peak_in_use;
+    if (s->peak_requested < p->solo->peak_requested)
+      s->peak_requested = p->solo->peak_requested;
+    mr__bias_unlock(&p->solo->lock);
+  }
   if (s->peak_in_use < s->bytes_in_use)
     s->peak_in_use = s->bytes_in_use;
-  s->peak_requested = atomic_load(&p->g_peak_requested);
   if (s->peak_requested < s->bytes_requested)
     s->peak_requested = s->bytes_requested;
   s->bytes_reserved = p->reserved;

@@ -199,6 +199,10 @@ typedef struct mr__pstream {
   size_t hot_slot, hot_size;
   int64_t in_use, requested;                 /* net bytes allocated minus freed on this stream */
   int64_t pending_in_use, pending_requested; /* not yet added to the pool-wide counters */
+  /* The only stream that has allocated or freed: its own counters are the pool's, so it
+   * publishes nothing (a 4 MiB alloc would otherwise pass the slack every time). */
+  int solo;
+  int active; /* has allocated or freed (under the pool mutex) */
   uint64_t peak_in_use, peak_requested;
   uint64_t allocs, frees, failed; /* live blocks: allocs - frees */
   uint64_t grown;                 /* allocations that took a new segment (not cache hits) */
@@ -238,6 +242,8 @@ typedef struct mr__pool {
   uint64_t reserved, peak_reserved, upstream_allocs, upstream_frees, splits, merges, oom_retries;
   uint64_t core_failed;
   uint64_t cross_misses; /* times a stream would have grown under a cross-stream policy */
+  mr__pstream *solo;     /* the one active stream, while there is only one */
+  unsigned nactive;
   /* pool-wide counters, published by streams past the slack */
   _Alignas(64) atomic_llong g_in_use;
   atomic_llong g_requested;
