@@ -83,8 +83,9 @@ typedef struct mr_caching_pool_options {
                                SIZE_MAX: disable the front cache) */
   size_t stats_slack;       /* pool-wide peak counters are updated once a stream's change in
                                use reaches this many bytes (0: 1 MiB; 1: every operation, exact
-                               peaks). Per-stream statistics, and current pool-wide values, are
-                               always exact. */
+                               peaks). Per-stream statistics, current pool-wide values, and
+                               the pool-wide peaks while one stream is the only one to
+                               allocate, are always exact. */
   const char *name;         /* NULL: "caching(<upstream>)" */
 } mr_caching_pool_options;
 
