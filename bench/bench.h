@@ -196,6 +196,19 @@ typedef struct bench_workload {
  */
 int bench_devices_run(const bench_opts *o, const int *ids, int n, int argc, char **argv);
 
+/* Shared by the workload files: a case's seed, and appending a case to the table. */
+uint64_t bench_case_seed(uint64_t seed, int wl, size_t p1, size_t p2);
+void bench_put_case(bench_case *out, size_t cap, size_t *n, int wl, size_t p1, size_t p2,
+                    uint64_t peak, uint64_t max_iters, const char *params);
+/* workloads_mt.c: threads and context */
+size_t bench_threads_cases(const bench_opts *o, int wl, bench_case *out, size_t cap);
+mr_status bench_threads_setup(bench_run *r);
+mr_status bench_threads_rep(bench_run *r, uint64_t iters, uint64_t *ops);
+void bench_threads_teardown(bench_run *r);
+size_t bench_context_cases(const bench_opts *o, int wl, bench_case *out, size_t cap);
+mr_status bench_context_setup(bench_run *r);
+mr_status bench_context_rep(bench_run *r, uint64_t iters, uint64_t *ops);
+void bench_context_teardown(bench_run *r);
 size_t bench_workload_count(void);
 const bench_workload *bench_workload_at(size_t i);
 int bench_workload_find(const char *name);
