@@ -1,0 +1,631 @@
+/* The caching pool over host memory with manual streams: validation of bad frees, destroy with
+ * live blocks, views, trim, statistics (pool-wide and per stream), options and a user allocator
+ * upstream. Stream order: test_pool_streams.c. */
+#include "pool_fixture.h"
+
+#include <stdatomic.h>
+#include <string.h>
+
+TestSuite(pool_validation, .init = setup, .fini = teardown);
+TestSuite(pool_stats, .init = setup, .fini = teardown);
+TestSuite(pool_options, .init = setup, .fini = teardown);
+
+/* ---- validation --------------------------------------------------------------------------------
+ */
+
+/* The pool keeps working: a cycle of allocs and frees, then validate. */
+static void still_works(mr_allocator *pool) {
+  void *p[8];
+  for (int i = 0; i < 8; i++)
+    p[i] = alloc_ok(pool, 1000 * (size_t)(i + 1), g_a);
+  for (int i = 0; i < 8; i++)
+    free_ok(pool, p[i], 1000 * (size_t)(i + 1), g_a);
+  validate_ok(pool);
+}
+
+Test(pool_validation, unknown_pointer) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  void *p = alloc_ok(pool, 4096, g_a);
+  mr_stats before = pool_stats(pool);
+  int local;
+  cr_expect_eq(mr_free_async(pool, &local, 4, g_a), MR_ERR_UNKNOWN_POINTER);
+  cr_expect_eq(mr_last_status(), MR_ERR_UNKNOWN_POINTER);
+  void *m = malloc(64);
+  cr_expect_eq(mr_free_async(pool, m, 64, g_a), MR_ERR_UNKNOWN_POINTER);
+  free(m);
+  cr_expect_eq(mr_free_async(pool, (char *)p + 256, 256, g_a), MR_ERR_UNKNOWN_POINTER,
+               "interior pointer");
+  mr_stats after = pool_stats(pool);
+  cr_expect_eq(after.frees, before.frees);
+  cr_expect_eq(after.bytes_in_use, before.bytes_in_use);
+  validate_ok(pool);
+  free_ok(pool, p, 4096, g_a);
+  still_works(pool);
+  release_pool(pool);
+}
+
+Test(pool_validation, double_free) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  for (size_t front = 0; front < 2; front++) {
+    mr_allocator *pl =
+        front ? make_pool((mr_caching_pool_options){.front_cache_bytes = NO_FRONT_CACHE})
+              : mr_allocator_retain(pool);
+    void *p = alloc_ok(pl, 4096, g_a);
+    void *q = alloc_ok(pl, 4096, g_a); /* keeps p from merging with what follows */
+    free_ok(pl, p, 4096, g_a);
+    mr_stats before = pool_stats(pl);
+    cr_expect_eq(mr_free_async(pl, p, 4096, g_a), MR_ERR_DOUBLE_FREE, "front cache %s",
+                 front ? "off" : "on");
+    cr_expect_eq(mr_free_async(pl, p, 4096, g_b), MR_ERR_DOUBLE_FREE, "on another stream");
+    mr_stats after = pool_stats(pl);
+    cr_expect_eq(after.frees, before.frees);
+    validate_ok(pl);
+    /* q merges with p's free block: freeing q twice is an error too (either status). */
+    free_ok(pl, q, 4096, g_a);
+    mr_status st = mr_free_async(pl, q, 4096, g_a);
+    cr_expect(st == MR_ERR_DOUBLE_FREE || st == MR_ERR_UNKNOWN_POINTER, "second free of q: %s",
+              mr_status_str(st));
+    validate_ok(pl);
+    still_works(pl);
+    mr_allocator_release(pl);
+  }
+  release_pool(pool);
+}
+
+Test(pool_validation, wrong_size) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  void *p = alloc_ok(pool, 1000, g_a);
+  void *big = alloc_ok(pool, 2 * MiB, g_a);
+  mr_stats before = pool_stats(pool);
+  cr_expect_eq(mr_free_async(pool, p, 5000, g_a), MR_ERR_INVALID_ARG);
+  cr_expect_eq(mr_free_async(pool, p, 100 * MiB, g_a), MR_ERR_INVALID_ARG);
+  cr_expect_eq(mr_free_async(pool, big, 4 * KiB, g_a), MR_ERR_INVALID_ARG);
+  cr_expect_eq(mr_free_async(pool, p, 0, g_a), MR_ERR_INVALID_ARG);
+  mr_stats after = pool_stats(pool);
+  cr_expect_eq(after.frees, before.frees);
+  cr_expect_eq(after.live_blocks, 2);
+  validate_ok(pool);
+  free_ok(pool, p, 1000, g_a);
+  free_ok(pool, big, 2 * MiB, g_a);
+  still_works(pool);
+  release_pool(pool);
+}
+
+static atomic_int g_live_reports;
+static atomic_int g_other_reports;
+static char g_live_message[512];
+
+static void on_error(mr_status st, const char *msg, void *arg) {
+  (void)arg;
+  if (st == MR_ERR_LIVE_ALLOCATIONS) {
+    atomic_fetch_add(&g_live_reports, 1);
+    snprintf(g_live_message, sizeof g_live_message, "%s", msg);
+  } else {
+    atomic_fetch_add(&g_other_reports, 1);
+  }
+}
+
+Test(pool_validation, destroy_with_live_blocks) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  void *p1 = alloc_ok(pool, 100, g_a);
+  void *p2 = alloc_ok(pool, 3 * MiB, g_b);
+  void *p3 = alloc_ok(pool, 5000, NULL);
+  free_ok(pool, alloc_ok(pool, 777, g_a), 777, g_a); /* a pending cached block too */
+  (void)p1, (void)p2, (void)p3;
+  cr_expect_gt(recorder_live_segments(g_rec), 0);
+  mr_set_error_handler(on_error, NULL);
+  mr_allocator_release(pool);
+  mr_set_error_handler(NULL, NULL);
+  cr_expect_eq(atomic_load(&g_live_reports), 1, "MR_ERR_LIVE_ALLOCATIONS reported %d times",
+               atomic_load(&g_live_reports));
+  cr_expect(strstr(g_live_message, "3") != NULL, "message should count the live blocks: %s",
+            g_live_message);
+  cr_expect_eq(recorder_live_segments(g_rec), 0);
+  cr_expect_eq(recorder_live_bytes(g_rec), 0);
+  cr_expect_eq(g_rec->bad_frees, 0);
+}
+
+Test(pool_validation, destroy_clean_reports_nothing) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  void *p = alloc_ok(pool, 100, g_a);
+  free_ok(pool, p, 100, g_a); /* pending on A: destroy still releases it */
+  mr_set_error_handler(on_error, NULL);
+  mr_allocator_release(pool);
+  mr_set_error_handler(NULL, NULL);
+  cr_expect_eq(atomic_load(&g_live_reports), 0);
+  cr_expect_eq(recorder_live_segments(g_rec), 0);
+}
+
+Test(pool_validation, views_share_the_pool) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  mr_allocator *va, *vb;
+  cr_assert_eq(mr_allocator_bind(pool, g_a, &va), MR_OK);
+  cr_assert_eq(mr_allocator_bind(pool, g_b, &vb), MR_OK);
+  void *p;
+  cr_assert_eq(mr_alloc(va, 4096, &p), MR_OK);
+  cr_assert_eq(mr_free(va, p, 4096), MR_OK);
+  void *q;
+  cr_assert_eq(mr_alloc(vb, 4096, &q), MR_OK);
+  cr_expect_not(ranges_overlap(p, 4096, q, 4096), "view on B got A's pending block");
+  cr_assert_eq(mr_free(vb, q, 4096), MR_OK);
+  mr_allocator_release(pool);
+  mr_allocator_release(va);
+  cr_expect_gt(recorder_live_segments(g_rec), 0, "the view on B still holds the pool");
+  mr_allocator_release(vb);
+  cr_expect_eq(recorder_live_segments(g_rec), 0);
+}
+
+/* ---- trim
+ * ---------------------------------------------------------------------------------------- */
+
+Test(pool_stats, trim_returns_free_segments) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.growth = MR_GROWTH_EXACT});
+  void *small = alloc_ok(pool, 4 * KiB, NULL);
+  void *big[3];
+  for (int i = 0; i < 3; i++)
+    big[i] = alloc_ok(pool, 4 * MiB, NULL);
+  size_t segs = recorder_live_segments(g_rec);
+  cr_expect_eq(segs, 4);
+  for (int i = 0; i < 3; i++)
+    free_ok(pool, big[i], 4 * MiB, NULL);
+  cr_expect_eq(recorder_live_segments(g_rec), 4, "release_threshold 0 keeps everything");
+  cr_expect_eq(mr_trim(pool, 0), MR_OK);
+  cr_expect_eq(recorder_live_segments(g_rec), 1, "trim kept %zu segments",
+               recorder_live_segments(g_rec));
+  cr_expect(recorder_contains(g_rec, small, 4 * KiB));
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
+  cr_expect_eq(s.upstream_frees, 3);
+  free_ok(pool, small, 4 * KiB, NULL);
+  cr_expect_eq(mr_trim(pool, 0), MR_OK);
+  cr_expect_eq(recorder_live_segments(g_rec), 0);
+  s = pool_stats(pool);
+  cr_expect_eq(s.bytes_reserved, 0);
+  cr_expect_eq(s.upstream_frees, s.upstream_allocs);
+  still_works(pool);
+  cr_expect_eq(mr_trim(pool, 0), MR_OK);
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+Test(pool_stats, trim_keep_bytes) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.growth = MR_GROWTH_EXACT});
+  void *big[4];
+  for (int i = 0; i < 4; i++)
+    big[i] = alloc_ok(pool, 4 * MiB, NULL);
+  for (int i = 0; i < 4; i++)
+    free_ok(pool, big[i], 4 * MiB, NULL);
+  cr_expect_eq(mr_trim(pool, 8 * MiB), MR_OK);
+  mr_stats s = pool_stats(pool);
+  cr_expect_leq(s.bytes_reserved, 8 * MiB, "trim(8 MiB) kept %llu bytes",
+                (unsigned long long)s.bytes_reserved);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+Test(pool_stats, release_threshold) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.growth = MR_GROWTH_EXACT,
+                                                           .release_threshold = 4 * MiB,
+                                                           .front_cache_bytes = NO_FRONT_CACHE});
+  void *big[3];
+  for (int i = 0; i < 3; i++)
+    big[i] = alloc_ok(pool, 4 * MiB, NULL);
+  for (int i = 0; i < 3; i++)
+    free_ok(pool, big[i], 4 * MiB, NULL);
+  mr_stats s = pool_stats(pool);
+  cr_expect_leq(s.bytes_reserved, 4 * MiB,
+                "POOL BUG: release_threshold 4 MiB not applied after a free (only on the next "
+                "alloc): reserved %llu",
+                (unsigned long long)s.bytes_reserved);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+/* ---- statistics -------------------------------------------------------------------------------
+ */
+
+Test(pool_stats, fresh_pool_is_zero) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_in_use, 0);
+  cr_expect_eq(s.bytes_reserved, 0);
+  cr_expect_eq(s.allocs, 0);
+  cr_expect_eq(s.upstream_allocs, 0);
+  cr_expect_eq(recorder_live_segments(g_rec), 0);
+  release_pool(pool);
+}
+
+Test(pool_stats, simple_small_scenario_exact) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = NO_FRONT_CACHE});
+  void *p = alloc_ok(pool, 1024, NULL);
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.allocs, 1);
+  cr_expect_eq(s.frees, 0);
+  cr_expect_eq(s.live_blocks, 1);
+  cr_expect_eq(s.bytes_in_use, 1024);
+  cr_expect_eq(s.bytes_requested, 1024);
+  cr_expect_eq(s.peak_in_use, 1024);
+  cr_expect_eq(s.bytes_reserved, 2 * MiB, "small segment default 2 MiB");
+  cr_expect_eq(s.peak_reserved, 2 * MiB);
+  cr_expect_eq(s.upstream_allocs, 1);
+  cr_expect_eq(s.upstream_frees, 0);
+  cr_expect_eq(s.cache_hits, 0);
+  cr_expect_eq(s.splits, 1);
+  cr_expect_eq(s.merges, 0);
+  free_ok(pool, p, 1024, NULL);
+  s = pool_stats(pool);
+  cr_expect_eq(s.frees, 1);
+  cr_expect_eq(s.live_blocks, 0);
+  cr_expect_eq(s.bytes_in_use, 0);
+  cr_expect_eq(s.bytes_requested, 0);
+  cr_expect_eq(s.peak_in_use, 1024);
+  cr_expect_eq(s.merges, 1);
+  cr_expect_eq(s.bytes_reserved, 2 * MiB);
+  cr_expect_eq(s.largest_free_block, 2 * MiB);
+  void *q = alloc_ok(pool, 1000, NULL); /* rounds to 1024 (alignment 256) */
+  cr_expect_eq(q, p);
+  s = pool_stats(pool);
+  cr_expect_eq(s.allocs, 2);
+  cr_expect_eq(s.cache_hits, 1);
+  cr_expect_eq(s.upstream_allocs, 1);
+  cr_expect_eq(s.bytes_in_use, 1024);
+  cr_expect_eq(s.bytes_requested, 1000);
+  cr_expect_eq(s.splits, 2);
+  void *r = alloc_ok(pool, 2048, NULL);
+  s = pool_stats(pool);
+  cr_expect_eq(s.bytes_in_use, 3072);
+  cr_expect_eq(s.peak_in_use, 3072);
+  cr_expect_eq(s.bytes_requested, 3048);
+  cr_expect_eq(s.peak_requested, 3048);
+  cr_expect_eq(s.live_blocks, 2);
+  cr_expect_eq(s.splits, 3);
+  free_ok(pool, q, 1000, NULL);
+  free_ok(pool, r, 2048, NULL);
+  s = pool_stats(pool);
+  cr_expect_eq(s.bytes_in_use, 0);
+  cr_expect_eq(s.peak_in_use, 3072);
+  cr_expect_eq(s.frees, 3);
+  cr_expect_eq(s.merges, 3, "r merges with q and the rest: 3 merges, got %llu",
+               (unsigned long long)s.merges);
+  cr_expect_eq(mr_trim(pool, 0), MR_OK);
+  s = pool_stats(pool);
+  cr_expect_eq(s.upstream_frees, 1);
+  cr_expect_eq(s.bytes_reserved, 0);
+  cr_expect_eq(s.peak_reserved, 2 * MiB);
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+Test(pool_stats, simple_large_scenario_exact) {
+  mr_allocator *pool = make_pool(
+      (mr_caching_pool_options){.growth = MR_GROWTH_EXACT, .front_cache_bytes = NO_FRONT_CACHE});
+  void *p = alloc_ok(pool, 4 * MiB, NULL);
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_reserved, 4 * MiB, "EXACT growth: 4 MiB request, 4 MiB segment");
+  cr_expect_eq(s.upstream_allocs, 1);
+  cr_expect_eq(s.splits, 0);
+  cr_expect_eq(s.bytes_in_use, 4 * MiB);
+  void *q = alloc_ok(pool, 3 * MiB, NULL); /* a 4 MiB segment, split */
+  s = pool_stats(pool);
+  cr_expect_eq(s.bytes_reserved, 8 * MiB);
+  cr_expect_eq(s.upstream_allocs, 2);
+  cr_expect_eq(s.splits, 1);
+  cr_expect_eq(s.largest_free_block, 1 * MiB);
+  free_ok(pool, p, 4 * MiB, NULL);
+  free_ok(pool, q, 3 * MiB, NULL);
+  s = pool_stats(pool);
+  cr_expect_eq(s.merges, 1);
+  cr_expect_eq(s.largest_free_block, 4 * MiB);
+  cr_expect_eq(s.peak_in_use, 7 * MiB);
+  cr_expect_eq(s.peak_reserved, 8 * MiB);
+  void *r = alloc_ok(pool, 4 * MiB, NULL);
+  s = pool_stats(pool);
+  cr_expect_eq(s.cache_hits, 1);
+  cr_expect_eq(s.upstream_allocs, 2);
+  free_ok(pool, r, 4 * MiB, NULL);
+  cr_expect_eq(mr_trim(pool, 0), MR_OK);
+  s = pool_stats(pool);
+  cr_expect_eq(s.upstream_frees, 2);
+  cr_expect_eq(s.bytes_reserved, 0);
+  release_pool(pool);
+}
+
+/* POOL BUG: the header says SIZE_MAX disables the front cache; the pool keeps every freed block
+ * in an unbounded front cache instead (nothing merges, nothing reaches the shared structure). */
+Test(pool_stats, front_cache_size_max_disables_it) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = SIZE_MAX});
+  void *p = alloc_ok(pool, 1024, NULL);
+  free_ok(pool, p, 1024, NULL);
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.merges, 1,
+               "POOL BUG: front_cache_bytes = SIZE_MAX did not disable the front "
+               "cache: the freed block did not merge back (merges %llu)",
+               (unsigned long long)s.merges);
+  cr_expect_eq(s.largest_free_block, 2 * MiB);
+  release_pool(pool);
+}
+
+Test(pool_stats, per_stream) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  void *a1 = alloc_ok(pool, 1024, g_a);
+  void *a2 = alloc_ok(pool, 2048, g_a);
+  void *b1 = alloc_ok(pool, 4096, g_b);
+  free_ok(pool, a1, 1024, g_a);
+  a1 = alloc_ok(pool, 1024, g_a); /* a cache hit on A */
+  mr_stats sa = MR_STATS_INIT, sb = MR_STATS_INIT;
+  cr_assert_eq(mr_caching_pool_stream_stats(pool, g_a, &sa), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(mr_caching_pool_stream_stats(pool, g_b, &sb), MR_OK, "%s", mr_last_error());
+  cr_expect_eq(sa.allocs, 3);
+  cr_expect_eq(sa.frees, 1);
+  cr_expect_eq(sa.cache_hits, 2, "a2 from the rest of A's segment, a1 again from the cache");
+  cr_expect_eq(sa.bytes_in_use, 3072);
+  cr_expect_eq(sa.live_blocks, 2);
+  cr_expect_eq(sa.peak_in_use, 3072);
+  cr_expect_eq(sb.allocs, 1);
+  cr_expect_eq(sb.frees, 0);
+  cr_expect_eq(sb.bytes_in_use, 4096);
+  cr_expect_eq(sb.cache_hits, 0);
+  free_ok(pool, a1, 1024, g_a);
+  free_ok(pool, a2, 2048, g_a);
+  free_ok(pool, b1, 4096, g_b);
+  cr_assert_eq(mr_caching_pool_stream_stats(pool, g_a, &sa), MR_OK);
+  cr_expect_eq(sa.bytes_in_use, 0);
+  cr_expect_eq(sa.frees, 3);
+  mr_stats all = pool_stats(pool);
+  cr_expect_eq(all.allocs, 4);
+  cr_expect_eq(all.frees, 4);
+  /* A stream the pool never saw: zeros (or an error), never garbage. */
+  mr_stream *c;
+  cr_assert_eq(manual_stream_create(&c), MR_OK);
+  mr_stats sc = MR_STATS_INIT;
+  if (mr_caching_pool_stream_stats(pool, c, &sc) == MR_OK)
+    cr_expect_eq(sc.allocs, 0);
+  mr_stream_release(c);
+  cr_expect_eq(mr_caching_pool_stream_stats(g_up, g_a, &sa), MR_ERR_INVALID_ARG,
+               "stream stats of a non-pool");
+  release_pool(pool);
+}
+
+Test(pool_stats, json) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  void *p = alloc_ok(pool, 1024, NULL);
+  mr_stats s = pool_stats(pool);
+  char buf[1024];
+  size_t n = mr_stats_json(&s, buf, sizeof buf);
+  cr_expect_gt(n, 0);
+  cr_expect(strstr(buf, "\"allocs\":1") != NULL, "%s", buf);
+  free_ok(pool, p, 1024, NULL);
+  release_pool(pool);
+}
+
+/* ---- options ----------------------------------------------------------------------------------
+ */
+
+Test(pool_options, maximum_reserve_oom_message_and_recovery) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){
+      .maximum_reserve = 6 * MiB, .growth = MR_GROWTH_EXACT, .small_segment = 2 * MiB});
+  void *p = alloc_ok(pool, 3 * MiB, NULL); /* a 4 MiB segment */
+  void *q = NULL;
+  mr_status st = mr_alloc_async(pool, 3 * MiB, NULL, &q); /* 4 more: 8 > 6 */
+  cr_expect_eq(st, MR_ERR_OUT_OF_MEMORY, "%s", mr_status_str(st));
+  cr_expect_null(q);
+  const char *msg = mr_last_error();
+  cr_expect(strstr(msg, "3145728") || strstr(msg, "3 MiB") || strstr(msg, "3.0 MiB") ||
+                strstr(msg, "3.00 MiB"),
+            "message lacks the size asked: %s", msg);
+  cr_expect(strstr(msg, "reserved") != NULL, "message lacks reserved: %s", msg);
+  cr_expect(strstr(msg, "in use") != NULL || strstr(msg, "in_use") != NULL,
+            "message lacks in use: %s", msg);
+  cr_expect(strstr(msg, "largest") != NULL, "message lacks largest free block: %s", msg);
+  mr_stats s = pool_stats(pool);
+  cr_expect_leq(s.bytes_reserved, 6 * MiB);
+  cr_expect_eq(s.live_blocks, 1);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
+  validate_ok(pool);
+  /* still usable: a small request fits the rest of the reserve (a 2 MiB small segment)... */
+  void *small = alloc_ok(pool, 64 * KiB, NULL);
+  free_ok(pool, small, 64 * KiB, NULL);
+  /* ...and once p is gone, the large one fits again. */
+  free_ok(pool, p, 3 * MiB, NULL);
+  q = alloc_ok(pool, 3 * MiB, NULL);
+  void *q2 = NULL;
+  cr_expect_eq(mr_alloc_async(pool, 3 * MiB, NULL, &q2), MR_ERR_OUT_OF_MEMORY);
+  cr_expect_null(q2);
+  free_ok(pool, q, 3 * MiB, NULL);
+  s = pool_stats(pool);
+  cr_expect_leq(s.peak_reserved, 6 * MiB);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+/* Upstream room exhausted by a cached segment: the pool releases it and retries. */
+Test(pool_options, maximum_reserve_releases_cached_segments) {
+  mr_allocator *pool =
+      make_pool((mr_caching_pool_options){.maximum_reserve = 8 * MiB, .growth = MR_GROWTH_EXACT});
+  void *p = alloc_ok(pool, 8 * MiB, NULL);
+  free_ok(pool, p, 8 * MiB, NULL);              /* cached: all of the reserve */
+  void *small = alloc_ok(pool, 64 * KiB, NULL); /* needs a small segment: release p's */
+  mr_stats s = pool_stats(pool);
+  cr_expect_geq(s.upstream_frees, 1, "the cached segment was not released");
+  cr_expect_leq(s.peak_reserved, 8 * MiB);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
+  free_ok(pool, small, 64 * KiB, NULL);
+  void *c = alloc_ok(pool, 6 * MiB, NULL); /* 6 + 2 (small segment) fits */
+  free_ok(pool, c, 6 * MiB, NULL);
+  cr_expect_leq(pool_stats(pool).peak_reserved, 8 * MiB);
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+Test(pool_options, initial_reserve) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.initial_reserve = 8 * MiB});
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
+  cr_expect_geq(s.bytes_reserved, 8 * MiB);
+  cr_expect_eq(s.upstream_allocs, g_rec->allocs);
+  void *p = alloc_ok(pool, 4 * MiB, NULL);
+  s = pool_stats(pool);
+  cr_expect_eq(s.upstream_allocs, g_rec->allocs);
+  free_ok(pool, p, 4 * MiB, NULL);
+  release_pool(pool);
+}
+
+Test(pool_options, small_limit) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.small_limit = 4 * KiB,
+                                                           .small_segment = 64 * KiB,
+                                                           .large_segment_min = 1 * MiB,
+                                                           .growth = MR_GROWTH_FIXED});
+  void *s1 = alloc_ok(pool, 4 * KiB, NULL);
+  cr_expect_eq(g_rec->allocs, 1);
+  cr_expect_eq(g_rec->largest_segment, 64 * KiB, "small segment");
+  void *l1 = alloc_ok(pool, 8 * KiB, NULL); /* above small_limit: a large segment */
+  cr_expect_eq(g_rec->allocs, 2, "8 KiB above small_limit must not come from the small segment");
+  cr_expect_geq(g_rec->largest_segment, 1 * MiB);
+  cr_expect(recorder_contains(g_rec, s1, 4 * KiB));
+  cr_expect(recorder_contains(g_rec, l1, 8 * KiB));
+  void *s2 = alloc_ok(pool, 2 * KiB, NULL);
+  cr_expect_eq(g_rec->allocs, 2, "2 KiB fits the small segment");
+  free_ok(pool, s1, 4 * KiB, NULL);
+  free_ok(pool, s2, 2 * KiB, NULL);
+  free_ok(pool, l1, 8 * KiB, NULL);
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+Test(pool_options, alignment_honoured) {
+  size_t aligns[] = {0, 256, 512, 4096, 65536};
+  /* upstream aligned to 16 only: the pool must align inside its segments */
+  mr_allocator *up16;
+  recorder *r16 = NULL;
+  cr_assert_eq(recorder_create(&up16, &r16, NULL, 16, 0), MR_OK);
+  for (size_t i = 0; i < sizeof aligns / sizeof *aligns; i++) {
+    size_t al = aligns[i] ? aligns[i] : 256;
+    mr_allocator *pool = NULL;
+    cr_assert_eq(
+        mr_caching_pool_create(&pool, up16, &(mr_caching_pool_options){.alignment = aligns[i]}),
+        MR_OK, "%s", mr_last_error());
+    enum { N = 200 };
+    void *p[N];
+    size_t sz[N];
+    pool_rng r;
+    pool_rng_seed(&r, 42 + i);
+    for (int k = 0; k < N; k++) {
+      sz[k] = 1 + pool_rng_below(&r, k % 10 == 0 ? 3 * MiB : 20000);
+      p[k] = alloc_ok(pool, sz[k], k % 3 == 0 ? g_a : NULL);
+      cr_expect_eq((uintptr_t)p[k] % al, 0, "alignment %zu: %p (%zu bytes)", al, p[k], sz[k]);
+      cr_expect(recorder_contains(r16, p[k], sz[k]));
+      memset(p[k], 0x77, sz[k]);
+      if (k % 4 == 3) {
+        free_ok(pool, p[k - 1], sz[k - 1], (k - 1) % 3 == 0 ? g_a : NULL);
+        p[k - 1] = NULL;
+      }
+    }
+    for (int k = 0; k < N; k++)
+      if (p[k])
+        free_ok(pool, p[k], sz[k], k % 3 == 0 ? g_a : NULL);
+    validate_ok(pool);
+    mr_stats s = pool_stats(pool);
+    cr_expect_eq(s.bytes_reserved, recorder_live_bytes(r16));
+    mr_allocator_release(pool);
+    cr_expect_eq(recorder_live_segments(r16), 0);
+    cr_expect_eq(r16->bad_frees, 0);
+  }
+  mr_allocator_release(up16);
+}
+
+/* Known pool bugs with an upstream aligned less than the pool (host memory at 64 bytes, the
+ * pool at 256): a new segment is allocated, found misaligned, freed and allocated again with
+ * `alignment` bytes of room. (1) upstream_allocs/upstream_frees count 1/0 where upstream saw
+ * 2/1; (2) maximum_reserve is checked against the segment size before the slack is added, so
+ * bytes_reserved ends up above maximum_reserve. */
+Test(pool_options, less_aligned_upstream_counts_and_maximum) {
+  mr_allocator *up64;
+  recorder *r64 = NULL;
+  cr_assert_eq(recorder_create(&up64, &r64, NULL, 64, 0), MR_OK);
+  mr_allocator *pool = NULL;
+  cr_assert_eq(mr_caching_pool_create(&pool, up64,
+                                      &(mr_caching_pool_options){.maximum_reserve = 8 * MiB,
+                                                                 .growth = MR_GROWTH_EXACT,
+                                                                 .stats_slack = 1}),
+               MR_OK);
+  void *p = NULL;
+  mr_status st = mr_alloc_async(pool, 8 * MiB, NULL, &p);
+  mr_stats s = pool_stats(pool);
+  if (st == MR_OK) {
+    cr_expect_leq(s.bytes_reserved, 8 * MiB,
+                  "POOL BUG: maximum_reserve 8 MiB exceeded: reserved %llu (alignment slack)",
+                  (unsigned long long)s.bytes_reserved);
+    free_ok(pool, p, 8 * MiB, NULL);
+  }
+  cr_expect_eq(s.upstream_allocs, r64->allocs,
+               "POOL BUG: upstream_allocs %llu but upstream saw %llu allocs",
+               (unsigned long long)s.upstream_allocs, (unsigned long long)r64->allocs);
+  cr_expect_eq(s.upstream_frees, r64->frees,
+               "POOL BUG: upstream_frees %llu but upstream saw %llu frees",
+               (unsigned long long)s.upstream_frees, (unsigned long long)r64->frees);
+  mr_allocator_release(pool);
+  cr_expect_eq(recorder_live_segments(r64), 0);
+  mr_allocator_release(up64);
+}
+
+Test(pool_options, bad_options) {
+  mr_allocator *pool = (mr_allocator *)1;
+  struct {
+    const char *what;
+    mr_caching_pool_options o;
+  } bad[] = {
+      {"alignment 3", {.alignment = 3}},
+      {"alignment 384", {.alignment = 384}},
+      {"policy out of range", {.cross_stream = MR_CROSS_STREAM_POLICY_COUNT_}},
+      {"growth out of range", {.growth = MR_GROWTH_COUNT_}},
+      {"initial above maximum", {.initial_reserve = 8 * MiB, .maximum_reserve = 4 * MiB}},
+  };
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    pool = (mr_allocator *)1;
+    cr_expect_eq(mr_caching_pool_create(&pool, g_up, &bad[i].o), MR_ERR_INVALID_ARG, "%s",
+                 bad[i].what);
+    cr_expect_null(pool, "%s: *out not cleared", bad[i].what);
+  }
+  cr_expect_eq(mr_caching_pool_create(&pool, NULL, NULL), MR_ERR_INVALID_ARG);
+  cr_expect_null(pool);
+  cr_expect_eq(mr_caching_pool_create(NULL, g_up, NULL), MR_ERR_INVALID_ARG);
+  cr_expect_eq(mr_caching_pool_validate(g_up), MR_ERR_INVALID_ARG, "validate of a non-pool");
+  cr_expect_eq(mr_caching_pool_validate(NULL), MR_ERR_INVALID_ARG);
+  cr_expect_eq(recorder_live_segments(g_rec), 0);
+  /* NULL options: the defaults. */
+  cr_assert_eq(mr_caching_pool_create(&pool, g_up, NULL), MR_OK);
+  void *p = alloc_ok(pool, 100, NULL);
+  cr_expect_eq((uintptr_t)p % 256, 0);
+  cr_expect_eq(mr_allocator_device(pool).kind, MR_HOST);
+  free_ok(pool, p, 100, NULL);
+  release_pool(pool);
+}
+
+Test(pool_options, over_minimal_user_allocator) {
+  mr_allocator *user;
+  recorder *r = NULL;
+  cr_assert_eq(recorder_create(&user, &r, NULL, 16, 1), MR_OK);
+  mr_allocator *pool;
+  cr_assert_eq(mr_caching_pool_create(
+                   &pool, user, &(mr_caching_pool_options){.stats_slack = 1, .alignment = 1024}),
+               MR_OK, "%s", mr_last_error());
+  void *p[50];
+  for (int i = 0; i < 50; i++) {
+    p[i] = alloc_ok(pool, 100 + 1000 * (size_t)i, i % 2 ? g_a : g_b);
+    cr_expect_eq((uintptr_t)p[i] % 1024, 0);
+    cr_expect(recorder_contains(r, p[i], 100 + 1000 * (size_t)i));
+  }
+  for (int i = 0; i < 50; i++)
+    free_ok(pool, p[i], 100 + 1000 * (size_t)i, i % 2 ? g_a : g_b);
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_reserved, recorder_live_bytes(r));
+  cr_expect_eq(mr_trim(pool, 0), MR_OK);
+  validate_ok(pool);
+  mr_allocator_release(pool);
+  cr_expect_eq(recorder_live_segments(r), 0);
+  cr_expect_eq(r->bad_frees, 0);
+  mr_allocator_release(user);
+}
