@@ -5,8 +5,9 @@
 #   here:  cmake --preset dev && cmake --build --preset dev && cmake --preset release &&
 #          cmake --build --preset release &&
 #          ../shared/gpu-bundle.sh .gpu build/dev/tests/test_* &&
-#          cp build/release/bench/memres-bench scripts/gpu-run.sh .gpu/  (bundle.sh stops on an
-#          executable that needs no shared library, so the bench is copied by hand)
+#          cp build/release/bench/memres-bench build/dev/tests/stress_* scripts/gpu-run.sh .gpu/
+#          (bundle.sh stops on an executable that needs no shared library, so the bench and the
+#          stress programs are copied by hand)
 #   there: .gpu/gpu-run.sh "$OUT" [tests|sanitize|bench|devices ...]
 set -uo pipefail
 out=${1:-gpu-out}; shift || true
