@@ -12,46 +12,11 @@
  * already on top of the same stack takes no new reference (the entry is marked BORROWED): the
  * entry below holds one and, the stacks being LIFO, is popped after it. That saves two atomic
  * operations on the common re-push of the same stream. */
-#include "internal.h"
+#include "ctx.h"
 
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-
-/* The context is read on every accessor: initial-exec TLS avoids __tls_get_addr in a shared
- * library. It is small (about 140 bytes), well within glibc's static TLS surplus for dlopen. */
-#if defined(__GNUC__) && defined(__ELF__)
-#define MR__TLS_FAST __attribute__((tls_model("initial-exec")))
-#else
-#define MR__TLS_FAST
-#endif
-
-enum {
-  SLOT_STREAM = MR_KIND_COUNT_, /* slots 0..2 are the allocator kinds */
-  SLOT_COUNT,
-  SLOT_NONE = SLOT_COUNT, /* a mask entry that pushed nothing */
-  SLOT_MASK = 7,
-  BORROWED = 8, /* the entry holds no reference of its own */
-  TAG_SHIFT = 4,
-};
-
-#define INITIAL_CAP 16
-#define TAG_LIMIT (UINT64_MAX >> TAG_SHIFT)
-
-typedef struct stack {
-  void **items;
-  size_t len, cap;
-} stack;
-
-typedef struct ctx {
-  stack st[SLOT_COUNT];
-  uint64_t *mask;
-  size_t depth, mask_cap;
-  uint64_t next_tag;
-  int live;
-} ctx;
-
-static _Thread_local ctx tl_ctx MR__TLS_FAST;
 
 static pthread_once_t g_key_once = PTHREAD_ONCE_INIT;
 static pthread_key_t g_key;
@@ -89,7 +54,7 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
  * a stack holds one item per mask entry that pushed to it, plus (the host stack) the default
  * allocator at its bottom, so room in the mask is then room in every stack, and a push checks one
  * number. */
-static int reserve(ctx *c, size_t n) {
+int mr__ctx_reserve(ctx *c, size_t n) {
   if (n > SIZE_MAX / 4 - c->depth)
     return 0;
   size_t want = c->mask_cap ? c->mask_cap : INITIAL_CAP;
@@ -105,8 +70,10 @@ static int reserve(ctx *c, size_t n) {
 /* ---- the thread's context ----------------------------------------------------------------------
  */
 
-static __attribute__((noinline)) ctx *ctx_init(void) {
-  ctx *c = &tl_ctx;
+_Thread_local ctx mr__tl_ctx MR__TLS_FAST;
+
+ctx *mr__ctx_init(void) {
+  ctx *c = &mr__tl_ctx;
   pthread_once(&g_key_once, key_create);
   c->live = 1;
   c->next_tag = (atomic_fetch_add_explicit(&g_tag_ranges, 1, memory_order_relaxed) << 32) + 1;
@@ -114,35 +81,11 @@ static __attribute__((noinline)) ctx *ctx_init(void) {
     pthread_setspecific(g_key, c);
   /* Best effort: without memory for the first arrays the thread starts with empty stacks (and
    * pushes will try to grow them again). */
-  reserve(c, INITIAL_CAP);
+  mr__ctx_reserve(c, INITIAL_CAP);
   mr_allocator *host = mr_host_default();
   if (host && c->st[MR_HOST].cap)
     c->st[MR_HOST].items[c->st[MR_HOST].len++] = mr_allocator_retain(host);
   return c;
-}
-
-static inline ctx *ctx_get(void) {
-  ctx *c = &tl_ctx;
-  if (MR_UNLIKELY(!c->live))
-    return ctx_init();
-  return c;
-}
-
-/* Reference counting inlined on the hot path (biased to the objects' creating thread: a guard's
- * retains and releases of objects its thread made cost no locked instruction). */
-static inline mr__rc *rc_of(int slot, void *p) {
-  return slot == SLOT_STREAM ? &((mr_stream *)p)->rc : &((mr_allocator *)p)->rc;
-}
-
-static inline void retain_slot(int slot, void *p) { mr__rc_retain(rc_of(slot, p)); }
-
-static inline void release_slot(int slot, void *p) {
-  if (MR_LIKELY(!mr__rc_release(rc_of(slot, p))))
-    return;
-  if (slot == SLOT_STREAM)
-    mr__stream_destroy(p);
-  else
-    mr__allocator_destroy(p);
 }
 
 static void thread_exit(void *arg) {
@@ -253,40 +196,15 @@ size_t mr_context_alloc_depth(mr_kind kind) {
 /* ---- push and pop ------------------------------------------------------------------------------
  */
 
-/* Capacity is there: push one entry, retaining what it pushed (unless already on top). */
-static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
-  uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
-  if (slot != SLOT_NONE) {
-    stack *s = &c->st[slot];
-    if (s->len && s->items[s->len - 1] == p)
-      e |= BORROWED;
-    else
-      retain_slot(slot, p);
-    s->items[s->len++] = p;
-  }
-  c->mask[c->depth++] = e;
-}
-
-static inline void pop_raw(ctx *c) {
-  uint64_t e = c->mask[--c->depth];
-  int slot = (int)(e & SLOT_MASK);
-  if (slot != SLOT_NONE) {
-    stack *s = &c->st[slot];
-    void *p = s->items[--s->len];
-    if (!(e & BORROWED))
-      release_slot(slot, p); /* last: the stacks are consistent if this re-enters */
-  }
-}
-
-static __attribute__((noinline)) mr_status no_memory(const char *who, size_t depth) {
+mr_status mr__ctx_no_memory(const char *who, size_t depth) {
   return mr__error(MR_ERR_OUT_OF_MEMORY, "%s: cannot grow the context stacks past depth %zu", who,
                    depth);
 }
 
 static mr_status push_one(int slot, void *p, const char *who) {
   ctx *c = ctx_get();
-  if (MR_UNLIKELY(c->depth >= c->mask_cap) && !reserve(c, 1))
-    return no_memory(who, c->depth);
+  if (MR_UNLIKELY(c->depth >= c->mask_cap) && !mr__ctx_reserve(c, 1))
+    return mr__ctx_no_memory(who, c->depth);
   push_raw(c, slot, p, 0);
   return MR_OK;
 }
@@ -307,98 +225,5 @@ mr_status mr_context_pop(void) {
   if (c->depth == 0)
     return mr__error(MR_ERR_EMPTY_CONTEXT, "mr_context_pop: nothing pushed on this thread");
   pop_raw(c);
-  return MR_OK;
-}
-
-/* ---- for guards ---------------------------------------------------------------------------------
- */
-
-static __attribute__((noinline)) mr_status bad_item(ctx *c, size_t b, size_t d,
-                                                    const mr_guard_item *items, size_t i) {
-  c->depth = d;
-  while (c->depth > b)
-    pop_raw(c);
-  return mr__error(MR_ERR_INVALID_ARG,
-                   "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)", i,
-                   (int)items[i].type);
-}
-
-mr_status mr__context_push_items(const mr_guard_item *items, size_t n, uint64_t *tag,
-                                 size_t *base) {
-  ctx *c = ctx_get();
-  /* Room in the mask is room in every stack (see reserve). Reserving up front means the loop
-   * below cannot fail half-way for lack of memory. */
-  if (MR_UNLIKELY(n > c->mask_cap - c->depth) && !reserve(c, n))
-    return no_memory("mr_guard_push", c->depth);
-  const size_t b = c->depth;
-  uint64_t t = c->next_tag++;
-  if (MR_UNLIKELY(t > TAG_LIMIT || t == 0))
-    t = c->next_tag = 1;
-  /* Locals: stores to the mask (uint64_t) could alias c->depth (size_t). */
-  uint64_t *mask = c->mask;
-  const uint64_t te = t << TAG_SHIFT;
-  size_t d = b;
-  for (size_t i = 0; i < n; i++) {
-    void *p = items[i].ptr;
-    unsigned type = (unsigned)items[i].type;
-    unsigned slot;
-    if (MR_LIKELY(type == MR_GUARD_ITEM_ALLOC && p)) {
-      slot = (unsigned)((const mr_allocator *)p)->device.kind;
-      if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
-        return bad_item(c, b, d, items, i);
-    } else if (type == MR_GUARD_ITEM_STREAM && p) {
-      slot = SLOT_STREAM;
-    } else if (type <= MR_GUARD_ITEM_ALLOC) {
-      mask[d++] = te | SLOT_NONE;
-      continue;
-    } else {
-      return bad_item(c, b, d, items, i);
-    }
-    stack *s = &c->st[slot];
-    size_t len = s->len;
-    uint64_t e = te | slot;
-    if (len && s->items[len - 1] == p)
-      e |= BORROWED;
-    else
-      retain_slot((int)slot, p);
-    s->items[len] = p;
-    s->len = len + 1;
-    mask[d++] = e;
-  }
-  c->depth = d;
-  *tag = t;
-  *base = b;
-  return MR_OK;
-}
-
-static __attribute__((noinline)) mr_status order_error(size_t base, size_t n, size_t depth) {
-  return mr__error(MR_ERR_GUARD_ORDER,
-                   "guard pushed %zu entr%s at depth %zu popped at depth %zu%s: pop the guards "
-                   "and pushes above it first (stacks left as they were)",
-                   n, n == 1 ? "y" : "ies", base, depth,
-                   depth == base + n ? " over entries not its own (another thread's guard, "
-                                       "or its entries were popped)"
-                                     : "");
-}
-
-mr_status mr__context_pop_items(size_t base, size_t n, uint64_t tag) {
-  ctx *c = ctx_get();
-  const size_t d = c->depth;
-  const uint64_t *mask = c->mask;
-  /* The guard's entries are on top, and the topmost is its own: tags are unique to a push and
-   * an entry never moves, so the ones below it are the guard's too. */
-  if (MR_UNLIKELY(d < base || d - base != n || (n && (mask[d - 1] >> TAG_SHIFT) != tag)))
-    return order_error(base, n, d);
-  for (size_t i = d; i-- > base;) {
-    uint64_t e = mask[i];
-    int slot = (int)(e & SLOT_MASK);
-    c->depth = i; /* consistent before a release that may re-enter */
-    if (slot != SLOT_NONE) {
-      stack *s = &c->st[slot];
-      void *p = s->items[--s->len];
-      if (!(e & BORROWED))
-        release_slot(slot, p);
-    }
-  }
   return MR_OK;
 }

@@ -1,12 +1,105 @@
-/* Guards: push a set of streams and allocators, pop exactly them, in LIFO order. */
-#include "internal.h"
+/* Guards: push a set of streams and allocators, pop exactly them, in LIFO order. Each entry point
+ * does its whole push or pop in one call, on the thread's context (ctx.h). */
+#include "ctx.h"
 
-/* The push, with its results in locals: callers build the guard with whole stores (a guard
- * written field by field and then copied out as a whole stalls on store forwarding). */
-static inline mr_status push(const mr_guard_item *items, size_t n, size_t *base, uint64_t *tag) {
+static __attribute__((noinline)) mr_status bad_item(ctx *c, size_t b, size_t d,
+                                                    const mr_guard_item *items, size_t i) {
+  c->depth = d;
+  while (c->depth > b)
+    pop_raw(c);
+  return mr__error(MR_ERR_INVALID_ARG,
+                   "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)", i,
+                   (int)items[i].type);
+}
+
+/* Push `n` items, one mask entry each, all tagged with a fresh tag of this thread (in *tag, with
+ * the depth before the push in *base). All or nothing: on a bad item (MR_ERR_INVALID_ARG) or no
+ * memory (MR_ERR_OUT_OF_MEMORY) nothing stays pushed. Inlined in each entry point below: one call
+ * a guard push. */
+static inline __attribute__((always_inline)) mr_status push_items(const mr_guard_item *items,
+                                                                  size_t n, uint64_t *tag,
+                                                                  size_t *base) {
+  ctx *c = ctx_get();
   if (MR_UNLIKELY(!items && n))
     return mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: items is NULL with n = %zu", n);
-  return mr__context_push_items(items, n, tag, base);
+  /* Room in the mask is room in every stack (see reserve). Reserving up front means the loop
+   * below cannot fail half-way for lack of memory. */
+  if (MR_UNLIKELY(n > c->mask_cap - c->depth) && !mr__ctx_reserve(c, n))
+    return mr__ctx_no_memory("mr_guard_push", c->depth);
+  const size_t b = c->depth;
+  uint64_t t = c->next_tag++;
+  if (MR_UNLIKELY(t > TAG_LIMIT || t == 0))
+    t = c->next_tag = 1;
+  /* Locals: stores to the mask (uint64_t) could alias c->depth (size_t). */
+  uint64_t *mask = c->mask;
+  const uint64_t te = t << TAG_SHIFT;
+  size_t d = b;
+  for (size_t i = 0; i < n; i++) {
+    void *p = items[i].ptr;
+    unsigned type = (unsigned)items[i].type;
+    unsigned slot;
+    if (MR_LIKELY(type == MR_GUARD_ITEM_ALLOC && p)) {
+      slot = (unsigned)((const mr_allocator *)p)->device.kind;
+      if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
+        return bad_item(c, b, d, items, i);
+    } else if (type == MR_GUARD_ITEM_STREAM && p) {
+      slot = SLOT_STREAM;
+    } else if (type <= MR_GUARD_ITEM_ALLOC) {
+      mask[d++] = te | SLOT_NONE;
+      continue;
+    } else {
+      return bad_item(c, b, d, items, i);
+    }
+    stack *s = &c->st[slot];
+    size_t len = s->len;
+    uint64_t e = te | slot;
+    if (len && s->items[len - 1] == p)
+      e |= BORROWED;
+    else
+      retain_slot((int)slot, p);
+    s->items[len] = p;
+    s->len = len + 1;
+    mask[d++] = e;
+  }
+  c->depth = d;
+  *tag = t;
+  *base = b;
+  return MR_OK;
+}
+
+static __attribute__((noinline)) mr_status order_error(size_t base, size_t n, size_t depth) {
+  return mr__error(MR_ERR_GUARD_ORDER,
+                   "guard pushed %zu entr%s at depth %zu popped at depth %zu%s: pop the guards "
+                   "and pushes above it first (stacks left as they were)",
+                   n, n == 1 ? "y" : "ies", base, depth,
+                   depth == base + n ? " over entries not its own (another thread's guard, "
+                                       "or its entries were popped)"
+                                     : "");
+}
+
+/* Pop the `n` entries tagged `tag` that sit exactly on top of depth `base`. If the top of this
+ * thread's mask is anything else: MR_ERR_GUARD_ORDER, with nothing popped. */
+static inline __attribute__((always_inline)) mr_status pop_items(size_t base, size_t n,
+                                                                 uint64_t tag) {
+  ctx *c = ctx_get();
+  const size_t d = c->depth;
+  const uint64_t *mask = c->mask;
+  /* The guard's entries are on top, and the topmost is its own: tags are unique to a push and
+   * an entry never moves, so the ones below it are the guard's too. */
+  if (MR_UNLIKELY(d < base || d - base != n || (n && (mask[d - 1] >> TAG_SHIFT) != tag)))
+    return order_error(base, n, d);
+  for (size_t i = d; i-- > base;) {
+    uint64_t e = mask[i];
+    int slot = (int)(e & SLOT_MASK);
+    c->depth = i; /* consistent before a release that may re-enter */
+    if (slot != SLOT_NONE) {
+      stack *s = &c->st[slot];
+      void *p = s->items[--s->len];
+      if (!(e & BORROWED))
+        release_slot(slot, p);
+    }
+  }
+  return MR_OK;
 }
 
 mr_status mr_guard_push(mr_guard *g, const mr_guard_item *items, size_t n) {
@@ -14,8 +107,9 @@ mr_status mr_guard_push(mr_guard *g, const mr_guard_item *items, size_t n) {
     return mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: guard is NULL");
   size_t base = 0;
   uint64_t tag = 0;
-  mr_status st = push(items, n, &base, &tag);
+  mr_status st = push_items(items, n, &tag, &base);
   int ok = st == MR_OK;
+  /* whole stores: a guard written field by field and then copied stalls on store forwarding */
   *g = (mr_guard){.base = base, .count = ok ? n : 0, .active = ok, .status = st, .tag = tag};
   return st;
 }
@@ -23,7 +117,7 @@ mr_status mr_guard_push(mr_guard *g, const mr_guard_item *items, size_t n) {
 mr_guard mr__guard_begin(const mr_guard_item *items, size_t n) {
   size_t base = 0;
   uint64_t tag = 0;
-  mr_status st = push(items, n, &base, &tag);
+  mr_status st = push_items(items, n, &tag, &base);
   int ok = st == MR_OK;
   return (mr_guard){.base = base, .count = ok ? n : 0, .active = ok, .status = st, .tag = tag};
 }
@@ -33,7 +127,7 @@ mr_status mr_guard_pop(mr_guard *g) {
     return mr__error(MR_ERR_INVALID_ARG, "mr_guard_pop: guard is NULL");
   if (!g->active)
     return MR_OK;
-  mr_status st = mr__context_pop_items(g->base, g->count, g->tag);
+  mr_status st = pop_items(g->base, g->count, g->tag);
   if (MR_UNLIKELY(st != MR_OK))
     return g->status = st;
   g->active = 0;
@@ -43,6 +137,11 @@ mr_status mr_guard_pop(mr_guard *g) {
 void mr__guard_cleanup(mr_guard *g) {
   /* Out of order at scope exit: the error is recorded (mr_last_error, the error handler) and the
    * stacks stay as they are; nothing else can be done from a cleanup. */
-  if (g && g->active)
-    mr_guard_pop(g);
+  if (!g || !g->active)
+    return;
+  mr_status st = pop_items(g->base, g->count, g->tag);
+  if (MR_LIKELY(st == MR_OK))
+    g->active = 0;
+  else
+    g->status = st;
 }

@@ -1,0 +1,99 @@
+/* The thread's context (context stacks and their mask) as guard.c and context.c share it: the
+ * layout, and the inline operations of the hot paths. See context.c for how it works. */
+#ifndef MEMRES_CONTEXT_CTX_H
+#define MEMRES_CONTEXT_CTX_H
+
+#include "internal.h"
+
+/* The context is read on every accessor: initial-exec TLS avoids __tls_get_addr in a shared
+ * library. It is small (about 140 bytes), well within glibc's static TLS surplus for dlopen. */
+#if defined(__GNUC__) && defined(__ELF__)
+#define MR__TLS_FAST __attribute__((tls_model("initial-exec")))
+#else
+#define MR__TLS_FAST
+#endif
+
+enum {
+  SLOT_STREAM = MR_KIND_COUNT_, /* slots 0..2 are the allocator kinds */
+  SLOT_COUNT,
+  SLOT_NONE = SLOT_COUNT, /* a mask entry that pushed nothing */
+  SLOT_MASK = 7,
+  BORROWED = 8, /* the entry holds no reference of its own */
+  TAG_SHIFT = 4,
+};
+
+#define INITIAL_CAP 16
+#define TAG_LIMIT (UINT64_MAX >> TAG_SHIFT)
+
+typedef struct stack {
+  void **items;
+  size_t len, cap;
+} stack;
+
+typedef struct ctx {
+  stack st[SLOT_COUNT];
+  uint64_t *mask;
+  size_t depth, mask_cap;
+  uint64_t next_tag;
+  int live;
+} ctx;
+
+/* This thread's context (context.c). */
+extern _Thread_local ctx mr__tl_ctx MR__TLS_FAST;
+
+/* Starts this thread's context (noinline: once a thread). */
+ctx *mr__ctx_init(void);
+/* Room for n more entries in the mask and every stack; 0 without memory. */
+int mr__ctx_reserve(ctx *c, size_t n);
+mr_status mr__ctx_no_memory(const char *who, size_t depth);
+
+static inline ctx *ctx_get(void) {
+  ctx *c = &mr__tl_ctx;
+  if (MR_UNLIKELY(!c->live))
+    return mr__ctx_init();
+  return c;
+}
+
+/* Reference counting inlined on the hot path (biased to the objects' creating thread: a guard's
+ * retains and releases of objects its thread made cost no locked instruction). */
+static inline mr__rc *rc_of(int slot, void *p) {
+  return slot == SLOT_STREAM ? &((mr_stream *)p)->rc : &((mr_allocator *)p)->rc;
+}
+
+static inline void retain_slot(int slot, void *p) { mr__rc_retain(rc_of(slot, p)); }
+
+static inline void release_slot(int slot, void *p) {
+  if (MR_LIKELY(!mr__rc_release(rc_of(slot, p))))
+    return;
+  if (slot == SLOT_STREAM)
+    mr__stream_destroy(p);
+  else
+    mr__allocator_destroy(p);
+}
+
+/* Capacity is there: push one entry, retaining what it pushed (unless already on top). */
+static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
+  uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
+  if (slot != SLOT_NONE) {
+    stack *s = &c->st[slot];
+    if (s->len && s->items[s->len - 1] == p)
+      e |= BORROWED;
+    else
+      retain_slot(slot, p);
+    s->items[s->len++] = p;
+  }
+  c->mask[c->depth++] = e;
+}
+
+static inline void pop_raw(ctx *c) {
+  uint64_t e = c->mask[--c->depth];
+  int slot = (int)(e & SLOT_MASK);
+  if (slot != SLOT_NONE) {
+    stack *s = &c->st[slot];
+    void *p = s->items[--s->len];
+    if (!(e & BORROWED))
+      release_slot(slot, p); /* last: the stacks are consistent if this re-enters */
+  }
+}
+
+#endif
