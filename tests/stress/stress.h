@@ -10,6 +10,7 @@
 #define MEMRES_STRESS_H
 
 #include "manual_stream.h"
+#include "pool_util.h"
 
 #include <memres/memres.h>
 
@@ -81,34 +82,16 @@ static inline int failing(void) { return atomic_load_explicit(&g_part_failures, 
 /* ---- options, PRNG -----------------------------------------------------------------------------
  */
 
-static inline unsigned long long env_ull(const char *name, unsigned long long dflt) {
-  const char *v = getenv(name);
-  if (!v || !*v)
-    return dflt;
-  char *end = NULL;
-  unsigned long long x = strtoull(v, &end, 0);
-  return end && *end == '\0' ? x : dflt;
-}
+#define env_ull pool_env_ull
 
 static uint64_t g_ops;  /* per thread per part */
 static uint64_t g_seed; /* of the run */
 
-typedef struct rng {
-  uint64_t s;
-} rng;
-static inline void rng_seed(rng *r, uint64_t seed) {
-  uint64_t z = seed + 0x9e3779b97f4a7c15ull;
-  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
-  z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
-  r->s = (z ^ (z >> 31)) | 1;
-}
-static uint64_t rng_next(rng *r) {
-  r->s ^= r->s >> 12;
-  r->s ^= r->s << 25;
-  r->s ^= r->s >> 27;
-  return r->s * 2685821657736338717ull;
-}
-static uint64_t below(rng *r, uint64_t n) { return n ? rng_next(r) % n : 0; }
+/* The suites' PRNG (pool_util.h). */
+typedef pool_rng rng;
+#define rng_seed pool_rng_seed
+#define rng_next pool_rng_next
+#define below pool_rng_below
 
 /* 1 B..2 MiB, most of them small: 70% up to 4 KiB, 25% up to 256 KiB, 5% up to 2 MiB. */
 static inline size_t random_size(rng *r, size_t max) {
@@ -180,6 +163,16 @@ static inline int queue_take(queue *q, rng *r, blk *out) {
   }
   pthread_mutex_unlock(&q->mu);
   return ok;
+}
+
+/* A worker's last step: check and free the blocks it still holds, on its own stream. */
+static inline void free_held(mr_allocator *pool, blk *held, int n, int id, mr_stream *own,
+                             atomic_uint_fast64_t *frees) {
+  for (int k = 0; k < n; k++) {
+    pattern_ok(&held[k], "at the end", id);
+    CHECK_OK(mr_free_async(pool, held[k].p, held[k].size, own));
+    atomic_fetch_add_explicit(frees, 1, memory_order_relaxed);
+  }
 }
 
 static inline mr_stats stats_of(mr_allocator *a) {

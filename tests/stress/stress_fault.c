@@ -80,11 +80,7 @@ static void *fault_thread(void *arg) {
     if (op % 300 == 299)
       validate_point(sh->pool, id, 1, &sh->validates);
   }
-  for (int k = 0; k < n; k++) {
-    pattern_ok(&held[k], "at the end", id);
-    CHECK_OK(mr_free_async(sh->pool, held[k].p, held[k].size, own));
-    atomic_fetch_add_explicit(&sh->frees, 1, memory_order_relaxed);
-  }
+  free_held(sh->pool, held, n, id, own, &sh->frees);
   return NULL;
 }
 
