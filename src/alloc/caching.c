@@ -1,15 +1,17 @@
-/* The stream-ordered caching pool: its front (per-stream caches taken with one spinlock, so
- * threads on different streams never meet on the hot path), its statistics and its API. The
- * shared structure behind the caches is caching_core.c.
+/* The stream-ordered caching pool: its front (per-stream state under a lock biased to the
+ * stream's thread, so threads on different streams never meet on the hot path), its statistics
+ * and its API. The shared structure behind the front is caching_core.c.
  *
- * Alloc: round to the alignment, find the stream's front cache (a thread-local memo makes that a
- * compare), pop a block of the request's size class (or the next class up) -> done. Otherwise
- * the core, under the pool mutex.
+ * Alloc: round to the alignment, find the stream's state (a thread-local memo makes that a
+ * compare); take the stream's hot block if it fits, else pop a block of the request's size class
+ * (or the next class up) from the stream's front cache and enter it in the stream's live map ->
+ * done. Otherwise the core, under the pool mutex.
  * Free: the freeing stream's live map (or, for a block freed on another stream, its owner's)
- * finds the block and checks it is live and of that size; the block goes onto the freeing stream's cache, reusable by that stream at
- * once. Past the cache's byte budget, the largest cached blocks go to the core as pending on
- * that stream: other streams get them only once an event recorded on it has completed (or, under
- * the wait policy, after waiting on that event). */
+ * finds the block and checks it is live and of that size. The block becomes the stream's hot
+ * block, still in its slot (the previous hot block goes to the front cache), reusable by that
+ * stream at once. Past the cache's byte budget, the largest cached blocks go to the core as
+ * pending on that stream: other streams get them only once an event recorded on it has completed
+ * (or, under the wait policy, after waiting on that event). */
 #include "caching_internal.h"
 
 #include <inttypes.h>
