@@ -149,7 +149,7 @@ typedef struct bench_opts {
   int reps;
   uint64_t seed;
   bool quick;
-  bool no_pin; /* --no-pin: leave the threads workload's workers where the scheduler puts them */
+  bool no_pin;   /* --no-pin: leave the threads workload's workers where the scheduler puts them */
   double rep_ms; /* target duration of one timed repetition */
   const char *json;
   const char *plot;

@@ -214,8 +214,8 @@ static size_t random_cases(const bench_opts *o, int wl, bench_case *out, size_t 
       /* calibration (< 2 x max_iters), warm-up and the repetitions, at most */
       uint64_t bound = (uint64_t)(o->reps + 3) * max_iters;
       uint64_t seed = bench_case_seed(o->seed, wl, ns[i], maxes[j]);
-      bench_put_case(out, cap, &n, wl, ns[i], maxes[j], random_dry_peak(seed, ns[i], maxes[j], bound),
-               max_iters, p);
+      bench_put_case(out, cap, &n, wl, ns[i], maxes[j],
+                     random_dry_peak(seed, ns[i], maxes[j], bound), max_iters, p);
     }
   }
   return n;
@@ -386,7 +386,7 @@ static size_t xstreams_cases(const bench_opts *o, int wl, bench_case *out, size_
   for (int i = 0; i < XS_BLOCKS; i++)
     peak += size[i];
   bench_put_case(out, cap, &n, wl, XS_STREAMS, XS_BLOCKS, peak, o->quick ? 5000 : 100000,
-           "4 streams x 32 blocks");
+                 "4 streams x 32 blocks");
   return n;
 }
 

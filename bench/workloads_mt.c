@@ -116,7 +116,7 @@ size_t bench_threads_cases(const bench_opts *o, int wl, bench_case *out, size_t 
     char p[32];
     snprintf(p, sizeof p, "threads=%d", counts[i]);
     bench_put_case(out, cap, &n, wl, (size_t)counts[i], 0,
-             (uint64_t)counts[i] * TH_SLOTS * 64 * BENCH_KIB, o->quick ? 50000 : 1000000, p);
+                   (uint64_t)counts[i] * TH_SLOTS * 64 * BENCH_KIB, o->quick ? 50000 : 1000000, p);
   }
   return n;
 }
@@ -255,7 +255,8 @@ static const mr_allocator_ops k_stand_in_ops = {
 size_t bench_context_cases(const bench_opts *o, int wl, bench_case *out, size_t cap) {
   size_t n = 0;
   for (int i = 0; i < CX_COUNT; i++)
-    bench_put_case(out, cap, &n, wl, (size_t)i, 0, 0, o->quick ? 1000000 : 20000000, k_context_params[i]);
+    bench_put_case(out, cap, &n, wl, (size_t)i, 0, 0, o->quick ? 1000000 : 20000000,
+                   k_context_params[i]);
   return n;
 }
 

@@ -87,9 +87,8 @@ static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstre
     ps->peak_requested = (uint64_t)ps->requested;
   ps->pending_in_use += bytes;
   ps->pending_requested += requested;
-  if (!ps->solo &&
-      (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
-          p->opt.stats_slack)
+  if (!ps->solo && (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
+                       p->opt.stats_slack)
     publish(p, ps);
 }
 
@@ -100,9 +99,8 @@ static inline __attribute__((always_inline)) void account_free(mr__pool *p, mr__
   ps->requested -= requested;
   ps->pending_in_use -= bytes;
   ps->pending_requested -= requested;
-  if (!ps->solo &&
-      (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
-          p->opt.stats_slack)
+  if (!ps->solo && (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
+                       p->opt.stats_slack)
     publish(p, ps);
 }
 
@@ -348,9 +346,8 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
 }
 
 /* The free's tail once the block is out of every live map (ps->lock held, dropped here). */
-static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
-                                                                  mr__blk *b, size_t size,
-                                                                  size_t bsize);
+static inline __attribute__((always_inline)) mr_status
+file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize);
 
 /* Not live on this stream: freed on another stream than its own, or a bad free. */
 static __attribute__((noinline)) mr_status free_slow(mr__pool *p, mr__pstream *ps, void *ptr,
@@ -372,9 +369,8 @@ static __attribute__((noinline)) void free_direct(mr__pool *p, mr__pstream *ps, 
   pthread_mutex_unlock(&p->mu);
 }
 
-static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
-                                                                  mr__blk *b, size_t size,
-                                                                  size_t bsize) {
+static inline __attribute__((always_inline)) mr_status
+file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize) {
   ps->frees++;
   account_free(p, ps, (int64_t)bsize, (int64_t)size);
   b->owner = ps;

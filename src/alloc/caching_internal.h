@@ -25,7 +25,7 @@ static inline void *mr__calloc_aligned(size_t size) {
 
 /* Block states. A block is always in exactly one place:
  *  LIVE    handed to a caller (in its stream's live map, in no list);
- *  CACHED  in its owner stream's front cache (reusable by that stream at once);
+ *  CACHED  in its owner stream's front cache, or its hot block (reusable by that stream at once);
  *  PENDING in its owner stream's pending index and in one of its batches: freed on that stream,
  *          its free event not yet known complete; the owner may reuse it at once;
  *  FREE    in the pool's settled index: usable by every stream;
@@ -206,7 +206,7 @@ typedef struct mr__pstream {
   uint64_t peak_in_use, peak_requested;
   uint64_t allocs, frees, failed; /* live blocks: allocs - frees */
   uint64_t grown;                 /* allocations that took a new segment (not cache hits) */
-  mr__livemap lives; /* blocks allocated on this stream and not freed */
+  mr__livemap lives;              /* blocks allocated on this stream and not freed */
   /* core: under the pool's mutex */
   mr_stream *stream; /* NULL: host order */
   uint64_t id;
@@ -215,7 +215,6 @@ typedef struct mr__pstream {
   mr__batch *sealed_head, *sealed_tail;
   struct mr__pstream *next;
 } mr__pstream;
-
 
 typedef struct mr__pool {
   /* read-mostly, on every hot-path call: a cache line of their own, never written after

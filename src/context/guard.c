@@ -16,9 +16,8 @@ static __attribute__((noinline)) mr_status bad_item(ctx *c, size_t b, size_t d,
  * the depth before the push in *base). All or nothing: on a bad item (MR_ERR_INVALID_ARG) or no
  * memory (MR_ERR_OUT_OF_MEMORY) nothing stays pushed. Inlined in each entry point below: one call
  * a guard push. */
-static inline __attribute__((always_inline)) mr_status push_items(const mr_guard_item *items,
-                                                                  size_t n, uint64_t *tag,
-                                                                  size_t *base) {
+static inline __attribute__((always_inline)) mr_status
+push_items(const mr_guard_item *items, size_t n, uint64_t *tag, size_t *base) {
   ctx *c = ctx_get();
   if (MR_UNLIKELY(!items && n))
     return mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: items is NULL with n = %zu", n);

@@ -65,7 +65,9 @@ static inline void fail(const char *fmt, ...) {
   va_end(ap);
   fprintf(stderr, "%s: %s: FAIL: %s\n", g_prog, g_part, msg);
 }
-static inline int failing(void) { return atomic_load_explicit(&g_part_failures, memory_order_relaxed); }
+static inline int failing(void) {
+  return atomic_load_explicit(&g_part_failures, memory_order_relaxed);
+}
 
 #define CHECK(cond, ...)                                                                           \
   do {                                                                                             \
@@ -204,7 +206,8 @@ static inline void run_threads(void *(*fn)(void *), void *args, size_t arg_size)
  * they go on. With MEMRES_STRESS_LIVE_VALIDATE=1 thread `who` validates while the others run:
  * the pool's alloc and free pass through states that mr_caching_pool_validate reports as
  * inconsistent (a block being freed, or counted only once the operation finishes). */
-static inline void validate_point(mr_allocator *pool, int id, int who, atomic_uint_fast64_t *count) {
+static inline void validate_point(mr_allocator *pool, int id, int who,
+                                  atomic_uint_fast64_t *count) {
   if (!g_live_validate)
     pthread_barrier_wait(&g_quiet);
   if (id == who) {

@@ -1,7 +1,8 @@
 /* stress_fault: the multi-threaded paths of memres, as a plain C program (see stress.h). Exit
  * status 0 when every part passed; each failure is printed on stderr. Parts, each with 8 threads:
  *   fault    a caching pool over the fault adaptor (fail_every, the schedule changed as it runs):
- *            every alloc gives MR_OK or MR_ERR_OUT_OF_MEMORY, every free MR_OK, validate stays OK. */
+ *            every alloc gives MR_OK or MR_ERR_OUT_OF_MEMORY, every free MR_OK, validate stays OK.
+ */
 #include "stress.h"
 
 /* ==== (c) fault injection under a shared caching pool ============================================

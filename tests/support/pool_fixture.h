@@ -33,7 +33,6 @@ static inline void teardown(void) {
   mr_allocator_release(g_host);
 }
 
-
 static inline mr_allocator *make_pool(mr_caching_pool_options o) {
   mr_allocator *pool = NULL;
   if (o.stats_slack == 0)
