@@ -61,8 +61,8 @@ void mr__bias_lock_slow(mr__bias *b, const void *owner);
 static inline __attribute__((always_inline)) void mr__bias_lock(mr__bias *b) {
 #if MR__BIAS_FAST
   const void *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
-  if (__builtin_expect(owner == mr__bias_self(),
-                       1)) { /* never NULL: a token is a thread's address */
+  /* mr__bias_self() is never NULL (a thread's address): a shared lock never matches */
+  if (__builtin_expect(owner == mr__bias_self(), 1)) {
     atomic_store_explicit(&b->busy, 1, memory_order_relaxed);
     atomic_signal_fence(memory_order_seq_cst);
     if (__builtin_expect(!atomic_load_explicit(&b->revoked, memory_order_acquire), 1)) {
