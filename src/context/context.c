@@ -54,6 +54,22 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
  * a stack holds one item per mask entry that pushed to it, plus (the host stack) the default
  * allocator at its bottom, so room in the mask is then room in every stack, and a push checks one
  * number. */
+void *mr__ctx_none[1]; /* the top of a stack with no memory: reads NULL */
+
+/* Grows stack `slot` to `want` items (the sentinel not counted), keeping its top. */
+static int grow_stack(ctx *c, int slot, size_t want) {
+  size_t len = stack_len(c, slot), cap = c->cap[slot];
+  void **items = c->items[slot];
+  if (!grow((void **)&items, &cap, want + 1, sizeof *items))
+    return 0;
+  if (!c->items[slot])
+    items[0] = NULL;
+  c->items[slot] = items;
+  c->cap[slot] = cap;
+  c->top[slot] = items + len;
+  return 1;
+}
+
 int mr__ctx_reserve(ctx *c, size_t n) {
   if (n > SIZE_MAX / 4 - c->depth)
     return 0;
@@ -62,7 +78,7 @@ int mr__ctx_reserve(ctx *c, size_t n) {
     want *= 2;
   /* The stacks first: if the mask then cannot grow, the stacks are still longer than it. */
   for (int slot = 0; slot < SLOT_COUNT; slot++)
-    if (!grow((void **)&c->st[slot].items, &c->st[slot].cap, want + 1, sizeof *c->st[slot].items))
+    if (!grow_stack(c, slot, want + 1))
       return 0;
   return grow((void **)&c->mask, &c->mask_cap, want, sizeof *c->mask);
 }
@@ -76,6 +92,8 @@ ctx *mr__ctx_init(void) {
   ctx *c = &mr__tl_ctx;
   pthread_once(&g_key_once, key_create);
   c->live = 1;
+  for (int slot = 0; slot < SLOT_COUNT; slot++)
+    c->top[slot] = mr__ctx_none;
   c->next_tag = (atomic_fetch_add_explicit(&g_tag_ranges, 1, memory_order_relaxed) << 32) + 1;
   if (g_key_ok)
     pthread_setspecific(g_key, c);
@@ -83,8 +101,8 @@ ctx *mr__ctx_init(void) {
    * pushes will try to grow them again). */
   mr__ctx_reserve(c, INITIAL_CAP);
   mr_allocator *host = mr_host_default();
-  if (host && c->st[MR_HOST].cap)
-    c->st[MR_HOST].items[c->st[MR_HOST].len++] = mr_allocator_retain(host);
+  if (host && c->items[MR_HOST])
+    *++c->top[MR_HOST] = mr_allocator_retain(host);
   return c;
 }
 
@@ -96,17 +114,17 @@ static void thread_exit(void *arg) {
   memset(c, 0, sizeof *c);
   for (size_t i = old.depth; i-- > 0;) {
     int slot = (int)(old.mask[i] & SLOT_MASK);
-    if (slot == SLOT_NONE || old.st[slot].len == 0)
+    if (slot == SLOT_NONE || stack_len(&old, slot) == 0)
       continue;
-    void *p = old.st[slot].items[--old.st[slot].len];
+    void *p = *old.top[slot]--;
     if (!(old.mask[i] & BORROWED))
       release_slot(slot, p);
   }
   for (int slot = 0; slot < SLOT_COUNT; slot++)
-    while (old.st[slot].len)
-      release_slot(slot, old.st[slot].items[--old.st[slot].len]);
+    while (stack_len(&old, slot))
+      release_slot(slot, *old.top[slot]--);
   for (int slot = 0; slot < SLOT_COUNT; slot++)
-    free(old.st[slot].items);
+    free(old.items[slot]);
   free(old.mask);
 }
 
@@ -118,11 +136,7 @@ static __attribute__((noinline)) void *empty(const char *what) {
   return NULL;
 }
 
-static inline void *top(int slot) {
-  ctx *c = ctx_get();
-  stack *s = &c->st[slot];
-  return MR_LIKELY(s->len) ? s->items[s->len - 1] : NULL;
-}
+static inline void *top(int slot) { return *ctx_get()->top[slot]; /* NULL when empty */ }
 
 mr_stream *mr_context_stream(void) {
   mr_stream *s = top(SLOT_STREAM);
@@ -162,12 +176,12 @@ mr_allocator *mr_context_alloc_for(mr_device device) {
   if (device.kind != MR_DEVICE)
     return mr_context_alloc(device.kind);
   ctx *c = ctx_get();
-  const stack *s = &c->st[MR_DEVICE];
-  mr_allocator *top_alloc = s->len ? s->items[s->len - 1] : NULL;
+  mr_allocator *top_alloc = *c->top[MR_DEVICE];
   if (MR_LIKELY(top_alloc && top_alloc->device.id == device.id))
     return top_alloc;
-  for (size_t i = s->len; i-- > 0;) {
-    mr_allocator *a = s->items[i];
+  size_t len = stack_len(c, MR_DEVICE);
+  for (size_t i = len; i > 0; i--) {
+    mr_allocator *a = c->items[MR_DEVICE][i];
     if (a->device.id == device.id)
       return a;
   }
@@ -176,7 +190,7 @@ mr_allocator *mr_context_alloc_for(mr_device device) {
   mr__error(MR_ERR_EMPTY_CONTEXT,
             "no allocator for device %d in this thread's context (%zu device allocator%s pushed, "
             "the top one '%s' on device %d; push one for device %d, e.g. with MR_GUARD)",
-            device.id, s->len, s->len == 1 ? "" : "s", top_alloc->name, top_alloc->device.id,
+            device.id, len, len == 1 ? "" : "s", top_alloc->name, top_alloc->device.id,
             device.id);
   return NULL;
 }
@@ -184,13 +198,13 @@ mr_allocator *mr_context_alloc_for(mr_device device) {
 mr_stream *mr__context_stream_peek(void) { return top(SLOT_STREAM); }
 
 size_t mr_context_depth(void) { return ctx_get()->depth; }
-size_t mr_context_stream_depth(void) { return ctx_get()->st[SLOT_STREAM].len; }
+size_t mr_context_stream_depth(void) { return stack_len(ctx_get(), SLOT_STREAM); }
 size_t mr_context_alloc_depth(mr_kind kind) {
   if ((unsigned)kind >= MR_KIND_COUNT_) {
     mr__error(MR_ERR_INVALID_ARG, "mr_context_alloc_depth: bad kind %d", (int)kind);
     return 0;
   }
-  return ctx_get()->st[kind].len;
+  return stack_len(ctx_get(), (int)kind);
 }
 
 /* ---- push and pop ------------------------------------------------------------------------------

@@ -25,18 +25,24 @@ enum {
 #define INITIAL_CAP 16
 #define TAG_LIMIT (UINT64_MAX >> TAG_SHIFT)
 
-typedef struct stack {
-  void **items;
-  size_t len, cap;
-} stack;
-
+/* A stack is a pointer to its top item. items[s][0] is a NULL sentinel, so an empty stack's top
+ * reads NULL and a push compares with the top without testing for empty; a stack with no memory
+ * yet points at mr__ctx_none. */
 typedef struct ctx {
-  stack st[SLOT_COUNT];
+  void **top[SLOT_COUNT];
+  void **items[SLOT_COUNT];
+  size_t cap[SLOT_COUNT]; /* slots of items[s], the sentinel included */
   uint64_t *mask;
   size_t depth, mask_cap;
   uint64_t next_tag;
   int live;
 } ctx;
+
+extern void *mr__ctx_none[1];
+
+static inline size_t stack_len(const ctx *c, int slot) {
+  return c->items[slot] ? (size_t)(c->top[slot] - c->items[slot]) : 0;
+}
 
 /* This thread's context (context.c). */
 extern _Thread_local ctx mr__tl_ctx MR__TLS_FAST;
@@ -75,12 +81,13 @@ static inline void release_slot(int slot, void *p) {
 static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
   uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
   if (slot != SLOT_NONE) {
-    stack *s = &c->st[slot];
-    if (s->len && s->items[s->len - 1] == p)
+    void **t = c->top[slot];
+    if (*t == p)
       e |= BORROWED;
     else
       retain_slot(slot, p);
-    s->items[s->len++] = p;
+    *++t = p;
+    c->top[slot] = t;
   }
   c->mask[c->depth++] = e;
 }
@@ -89,8 +96,7 @@ static inline void pop_raw(ctx *c) {
   uint64_t e = c->mask[--c->depth];
   int slot = (int)(e & SLOT_MASK);
   if (slot != SLOT_NONE) {
-    stack *s = &c->st[slot];
-    void *p = s->items[--s->len];
+    void *p = *c->top[slot]--;
     if (!(e & BORROWED))
       release_slot(slot, p); /* last: the stacks are consistent if this re-enters */
   }

@@ -29,38 +29,37 @@ push_items(const mr_guard_item *items, size_t n, uint64_t *tag, size_t *base) {
   uint64_t t = c->next_tag++;
   if (MR_UNLIKELY(t > TAG_LIMIT || t == 0))
     t = c->next_tag = 1;
-  /* Locals: stores to the mask (uint64_t) could alias c->depth (size_t). */
-  uint64_t *mask = c->mask;
+  /* Item i is mask entry b + i. A local: stores to the mask (uint64_t) could alias c->depth
+   * (size_t). */
+  uint64_t *m = c->mask + b;
   const uint64_t te = t << TAG_SHIFT;
-  size_t d = b;
   for (size_t i = 0; i < n; i++) {
     void *p = items[i].ptr;
     unsigned type = (unsigned)items[i].type;
     unsigned slot;
-    if (MR_LIKELY(type == MR_GUARD_ITEM_ALLOC && p)) {
+    if (MR_LIKELY(p && type == MR_GUARD_ITEM_ALLOC)) {
       slot = (unsigned)((const mr_allocator *)p)->device.kind;
       if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
-        return bad_item(c, b, d, items, i);
-    } else if (type == MR_GUARD_ITEM_STREAM && p) {
+        return bad_item(c, b, b + i, items, i);
+    } else if (p && type == MR_GUARD_ITEM_STREAM) {
       slot = SLOT_STREAM;
     } else if (type <= MR_GUARD_ITEM_ALLOC) {
-      mask[d++] = te | SLOT_NONE;
+      m[i] = te | SLOT_NONE;
       continue;
     } else {
-      return bad_item(c, b, d, items, i);
+      return bad_item(c, b, b + i, items, i);
     }
-    stack *s = &c->st[slot];
-    size_t len = s->len;
+    void **top = c->top[slot];
     uint64_t e = te | slot;
-    if (len && s->items[len - 1] == p)
+    if (*top == p) /* the sentinel below an empty stack is NULL */
       e |= BORROWED;
     else
       retain_slot((int)slot, p);
-    s->items[len] = p;
-    s->len = len + 1;
-    mask[d++] = e;
+    *++top = p;
+    c->top[slot] = top;
+    m[i] = e;
   }
-  c->depth = d;
+  c->depth = b + n;
   *tag = t;
   *base = b;
   return MR_OK;
@@ -90,14 +89,16 @@ static inline __attribute__((always_inline)) mr_status pop_items(size_t base, si
   for (size_t i = d; i-- > base;) {
     uint64_t e = mask[i];
     int slot = (int)(e & SLOT_MASK);
-    c->depth = i; /* consistent before a release that may re-enter */
-    if (slot != SLOT_NONE) {
-      stack *s = &c->st[slot];
-      void *p = s->items[--s->len];
-      if (!(e & BORROWED))
-        release_slot(slot, p);
+    if (slot == SLOT_NONE)
+      continue;
+    void **top = c->top[slot];
+    c->top[slot] = top - 1;
+    if (!(e & BORROWED)) { /* a borrowed entry holds no reference: nothing to read */
+      c->depth = i;        /* consistent before a release that may re-enter */
+      release_slot(slot, *top);
     }
   }
+  c->depth = base;
   return MR_OK;
 }
 
