@@ -2,9 +2,10 @@
  * mask stack that says what each push put where.
  *
  * Each thread has one `ctx` in thread-local storage: four growable stacks (one per allocator kind,
- * one of streams) and the mask, one 64-bit entry per push: the low bits name the stack pushed to
- * (or none, for a NULL push), the high bits carry the tag of the guard that pushed it (0 for a
- * single push). A pop reads the top mask entry and undoes exactly that. The arrays grow by
+ * one of streams), each a pointer to its top item over a NULL sentinel (an accessor is one load;
+ * an empty stack reads NULL), and the mask, one 64-bit entry per push: the low bits name the stack
+ * pushed to (or none, for a NULL push), the high bits carry the tag of the guard that pushed it (0
+ * for a single push). A pop reads the top mask entry and undoes exactly that. The arrays grow by
  * doubling and never shrink, so after warm-up pushes and pops touch no lock and no malloc.
  * At thread exit a pthread key destructor releases whatever is still pushed.
  *
@@ -190,8 +191,7 @@ mr_allocator *mr_context_alloc_for(mr_device device) {
   mr__error(MR_ERR_EMPTY_CONTEXT,
             "no allocator for device %d in this thread's context (%zu device allocator%s pushed, "
             "the top one '%s' on device %d; push one for device %d, e.g. with MR_GUARD)",
-            device.id, len, len == 1 ? "" : "s", top_alloc->name, top_alloc->device.id,
-            device.id);
+            device.id, len, len == 1 ? "" : "s", top_alloc->name, top_alloc->device.id, device.id);
   return NULL;
 }
 
