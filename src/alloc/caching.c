@@ -77,6 +77,14 @@ static void publish(mr__pool *p, mr__pstream *ps) {
     raise_to(&p->g_peak_requested, (unsigned long long)r);
 }
 
+/* Past the slack, a stream adds what it kept to the pool-wide counters (a solo stream's own
+ * counters are the pool's: it never needs to). */
+static inline __attribute__((always_inline)) void maybe_publish(mr__pool *p, mr__pstream *ps) {
+  if (!ps->solo && (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
+                       p->opt.stats_slack)
+    publish(p, ps);
+}
+
 static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstream *ps,
                                                           int64_t bytes, int64_t requested) {
   ps->in_use += bytes;
@@ -87,9 +95,7 @@ static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstre
     ps->peak_requested = (uint64_t)ps->requested;
   ps->pending_in_use += bytes;
   ps->pending_requested += requested;
-  if (!ps->solo && (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
-                       p->opt.stats_slack)
-    publish(p, ps);
+  maybe_publish(p, ps);
 }
 
 /* A free: no peak can move. */
@@ -99,9 +105,7 @@ static inline __attribute__((always_inline)) void account_free(mr__pool *p, mr__
   ps->requested -= requested;
   ps->pending_in_use -= bytes;
   ps->pending_requested -= requested;
-  if (!ps->solo && (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
-                       p->opt.stats_slack)
-    publish(p, ps);
+  maybe_publish(p, ps);
 }
 
 /* ps's first allocation or free (p->mu held, ps->lock not). The first active stream goes solo;
@@ -145,6 +149,17 @@ static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pst
   return ps->cache_bytes > p->cache_cap;
 }
 
+/* Takes the top block of ps's bin `cls` (not empty) out of the front cache, under ps->lock. */
+static inline __attribute__((always_inline)) mr__blk *bin_pop(mr__pstream *ps, unsigned cls) {
+  mr__blk *b = ps->bins[cls];
+  ps->bins[cls] = b->free_next;
+  if (!b->free_next)
+    ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
+  ps->cache_bytes -= b->size;
+  ps->cache_blocks--;
+  return b;
+}
+
 void mr__hot_file(mr__pool *p, mr__pstream *ps) {
   mr__blk *b = ps->hot;
   if (!b)
@@ -154,12 +169,24 @@ void mr__hot_file(mr__pool *p, mr__pstream *ps) {
   (void)cache_push(p, ps, b, ps->hot_size); /* over budget: the next free evicts */
 }
 
-/* Tracks b as live on ps. The hot block's slot must not move: a grow rehashes, so the hot
- * block is filed first. 0 when there is no host memory for it. */
-static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream *ps, mr__blk *b) {
+/* Tracks b as live on ps for `size` bytes. The hot block's slot must not move: a grow rehashes,
+ * so the hot block is filed first. 0 when there is no host memory for it. */
+static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream *ps, mr__blk *b,
+                                                       size_t size) {
   if (MR_UNLIKELY(ps->lives.count >= ps->lives.limit))
     mr__hot_file(p, ps);
-  return mr__livemap_insert(&ps->lives, b);
+  return mr__livemap_insert(&ps->lives, b, size);
+}
+
+/* The tail of every successful allocation: b (LIVE, `bsize` bytes) is the caller's for `size`
+ * (ps->lock held, dropped here). */
+static inline __attribute__((always_inline)) mr_status
+handed_out(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t bsize, size_t size, void **out) {
+  ps->allocs++;
+  account(p, ps, (int64_t)bsize, (int64_t)size);
+  mr__bias_unlock(&ps->lock);
+  *out = (void *)b->addr;
+  return MR_OK;
 }
 
 static __attribute__((noinline, cold)) mr_status too_big(mr__pool *p, size_t size) {
@@ -199,14 +226,10 @@ static __attribute__((noinline)) mr_status alloc_slow(mr__pool *p, mr__pstream *
     mr__bias_unlock(&ps->lock);
     return st;
   }
-  if (MR_UNLIKELY(!track(p, ps, b)))
+  if (MR_UNLIKELY(!track(p, ps, b, size)))
     return untracked(p, ps, b);
-  ps->allocs++;
   ps->grown += (uint64_t)from_upstream;
-  account(p, ps, (int64_t)b->size, (int64_t)size);
-  mr__bias_unlock(&ps->lock);
-  *out = (void *)b->addr;
-  return MR_OK;
+  return handed_out(p, ps, b, b->size, size, out);
 }
 
 /* The hot path keeps to the stream's own state: a bin pop and a live-map insert under a lock
@@ -227,13 +250,8 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   if (b && rsize <= hs && hs - rsize <= hs / 8) {
     ps->hot = NULL;
     ps->lives.slots[ps->hot_slot].requested = size;
-    b->requested = size;
     atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
-    ps->allocs++;
-    account(p, ps, (int64_t)hs, (int64_t)size);
-    mr__bias_unlock(&ps->lock);
-    *out = (void *)b->addr;
-    return MR_OK;
+    return handed_out(p, ps, b, hs, size, out);
   }
   unsigned cls = mr__tlsf_class(rsize);
   b = ps->bins[cls];
@@ -245,29 +263,20 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     mr__bias_unlock(&ps->lock);
     return alloc_slow(p, ps, size, rsize, out);
   }
-  mr__blk *next = b->free_next;
-  ps->bins[cls] = next;
-  if (!next)
-    ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
-  ps->cache_bytes -= b->size;
-  ps->cache_blocks--;
-  b->requested = size;
+  bin_pop(ps, cls);
   b->owner = ps;
-  if (MR_UNLIKELY(!track(p, ps, b)))
+  if (MR_UNLIKELY(!track(p, ps, b, size)))
     return untracked(p, ps, b);
   atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
-  ps->allocs++;
-  account(p, ps, (int64_t)b->size, (int64_t)size);
-  mr__bias_unlock(&ps->lock);
-  *out = (void *)b->addr;
-  return MR_OK;
+  return handed_out(p, ps, b, b->size, size, out);
 }
 
-/* Names what is wrong with a pointer no live map took. */
-static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, mr__blk *b) {
+/* Names what is wrong with a pointer no live map took (asked: the size a block at ptr was
+ * allocated with, for MR_ERR_INVALID_ARG). */
+static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, size_t asked) {
   if (st == MR_ERR_INVALID_ARG)
     return mr__error(st, "caching pool '%s': free(%p) of %zu bytes, but it was allocated with %zu",
-                     p->name, ptr, size, b->requested);
+                     p->name, ptr, size, asked);
   /* No stream has it live. A block starting there, or free memory of a segment around it,
    * means it was freed already (and maybe merged). */
   uintptr_t a = (uintptr_t)ptr;
@@ -307,12 +316,7 @@ static __attribute__((noinline)) void evict(mr__pool *p, mr__pstream *ps) {
   for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
     while (ps->bin_map[w] && ps->cache_bytes > target) {
       unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
-      mr__blk *b = ps->bins[cls];
-      ps->bins[cls] = b->free_next;
-      if (!b->free_next)
-        ps->bin_map[w] &= ~(1ull << (cls % 64));
-      ps->cache_bytes -= b->size;
-      ps->cache_blocks--;
+      mr__blk *b = bin_pop(ps, cls);
       b->free_next = list;
       list = b;
     }
@@ -328,7 +332,7 @@ static __attribute__((noinline)) void evict(mr__pool *p, mr__pstream *ps) {
 /* A block freed on another stream than the one that allocated it: found in (and taken out of)
  * its owner's map. With the pool mutex, then each stream's lock. */
 static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t size,
-                                mr_status *st, size_t *bsize) {
+                                mr_status *st, size_t *bsize, size_t *asked) {
   mr__blk *b = NULL;
   *st = MR_ERR_UNKNOWN_POINTER;
   pthread_mutex_lock(&p->mu);
@@ -338,7 +342,7 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
       continue;
     mr__bias_lock(&o->lock);
     mr__hot_file(p, o);
-    b = mr__livemap_take(&o->lives, addr, size, st, bsize);
+    b = mr__livemap_take(&o->lives, addr, size, st, bsize, asked);
     mr__bias_unlock(&o->lock);
   }
   pthread_mutex_unlock(&p->mu);
@@ -349,14 +353,16 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
 static inline __attribute__((always_inline)) mr_status
 file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize);
 
-/* Not live on this stream: freed on another stream than its own, or a bad free. */
+/* Not live on this stream: freed on another stream than its own, or a bad free (asked: for
+ * MR_ERR_INVALID_ARG, the size it was allocated with). */
 static __attribute__((noinline)) mr_status free_slow(mr__pool *p, mr__pstream *ps, void *ptr,
-                                                     size_t size, mr_status st, mr__blk *b) {
+                                                     size_t size, mr_status st, size_t asked) {
   size_t bsize = 0;
+  mr__blk *b = NULL;
   if (st == MR_ERR_UNKNOWN_POINTER)
-    b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st, &bsize);
+    b = take_from_owner(p, ps, (uintptr_t)ptr, size, &st, &bsize, &asked);
   if (st != MR_OK)
-    return free_error(p, ptr, size, st, b);
+    return free_error(p, ptr, size, st, asked);
   mr__bias_lock(&ps->lock);
   return file_freed(p, ps, b, size, bsize);
 }
@@ -369,12 +375,18 @@ static __attribute__((noinline)) void free_direct(mr__pool *p, mr__pstream *ps, 
   pthread_mutex_unlock(&p->mu);
 }
 
-static inline __attribute__((always_inline)) mr_status
-file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize) {
+/* Counts the free of b (`bsize` bytes, asked `size`) on ps, whose block it now is. */
+static inline __attribute__((always_inline)) void
+mark_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize) {
   ps->frees++;
   account_free(p, ps, (int64_t)bsize, (int64_t)size);
   b->owner = ps;
   atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
+}
+
+static inline __attribute__((always_inline)) mr_status
+file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize) {
+  mark_freed(p, ps, b, size, bsize);
   if (MR_UNLIKELY(bsize > p->cache_cap)) {
     mr__bias_unlock(&ps->lock);
     free_direct(p, ps, b);
@@ -401,13 +413,13 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   size_t i = mr__livemap_find(&ps->lives, (uintptr_t)ptr);
   if (MR_UNLIKELY(i == SIZE_MAX)) {
     mr__bias_unlock(&ps->lock);
-    return free_slow(p, ps, ptr, size, MR_ERR_UNKNOWN_POINTER, NULL);
+    return free_slow(p, ps, ptr, size, MR_ERR_UNKNOWN_POINTER, 0);
   }
   mr__live_slot *sl = &ps->lives.slots[i];
   if (MR_UNLIKELY(sl->requested != size)) {
-    mr__blk *b = sl->blk;
+    size_t asked = sl->requested;
     mr__bias_unlock(&ps->lock);
-    return free_slow(p, ps, ptr, size, MR_ERR_INVALID_ARG, b);
+    return free_slow(p, ps, ptr, size, MR_ERR_INVALID_ARG, asked);
   }
   mr__blk *b = sl->blk;
   size_t bsize = sl->size;
@@ -419,10 +431,7 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   ps->hot = b;
   ps->hot_slot = i;
   ps->hot_size = bsize;
-  ps->frees++;
-  account_free(p, ps, (int64_t)bsize, (int64_t)size);
-  b->owner = ps;
-  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
+  mark_freed(p, ps, b, size, bsize);
   mr__bias_unlock(&ps->lock);
   return MR_OK;
 }

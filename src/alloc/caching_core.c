@@ -293,15 +293,14 @@ static mr__blk *take_waiting(mr__pool *p, mr__pstream *ps, int kind, size_t rsiz
   return NULL;
 }
 
-/* Gives b (FREE, PENDING, or fresh from upstream: out of every index) to ps for `size` bytes,
+/* Gives b (FREE, PENDING, or fresh from upstream: out of every index) to ps for rsize bytes,
  * splitting off what it does not need. */
-static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize, size_t size) {
+static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize) {
   unsigned from = state_of(b);
   mr__pstream *from_owner = b->owner;
   mr__batch *from_batch = from == MR__PENDING ? b->batch : NULL;
   if (from == MR__FREE || from == MR__PENDING)
     unindex(p, b); /* a pending block leaves its batch there: b->batch is NULL after */
-  b->requested = size;
   b->owner = ps;
   set_state(b, MR__LIVE); /* before the rest is filed, so the rest does not merge back into it */
   if (b->size - rsize >= p->opt.alignment) {
@@ -416,7 +415,7 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
                      mr__core_largest_free(p), p->opt.maximum_reserve,
                      mr_allocator_name(p->upstream), why);
   }
-  carve(p, ps, b, rsize, size);
+  carve(p, ps, b, rsize);
   mr__apply_threshold(p);
   *out = b;
   return MR_OK;

@@ -64,22 +64,20 @@ typedef struct mr__livemap {
 int mr__livemap_rehash(mr__livemap *m, size_t cap);
 /* Makes room for one more (0 when there is no host memory for it). */
 int mr__livemap_grow(mr__livemap *m);
-int mr__livemap_contains(const mr__livemap *m, const struct mr__blk *b);
+/* b's slot, or NULL when b is not in the map. */
+const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const struct mr__blk *b);
 void mr__livemap_destroy(mr__livemap *m);
 
 /* A block record. Its first cache line holds all that the hot paths read and write (the front
  * cache, splits, merges, the live map's check of a free): at 1e5 live blocks each record touched
  * is a cache miss, and one line a record keeps it to one. The second line is for PENDING blocks
- * only. */
+ * only. A live block's requested size is in its stream's live map, not here. */
 typedef struct mr__blk {
   _Alignas(64) uintptr_t addr; /* blocks never share a cache line: threads own their own */
   size_t size;                 /* bytes of the block (a multiple of the pool's alignment) */
   struct mr__blk *phys_prev, *phys_next; /* neighbours within the segment */
-  union {
-    struct mr__blk *free_prev; /* FREE, PENDING: the TLSF list */
-    size_t requested;          /* LIVE: bytes asked for */
-  };
-  struct mr__blk *free_next; /* TLSF list, or the front-cache bin */
+  struct mr__blk *free_prev;             /* FREE, PENDING: the TLSF list */
+  struct mr__blk *free_next;             /* TLSF list, or the front-cache bin */
   struct mr__pstream *owner; /* stream that holds it (LIVE: allocated on; else freed on) */
   _Atomic unsigned char state;
   unsigned char small;
@@ -95,15 +93,15 @@ static inline size_t mr__livemap_slot(uintptr_t addr, size_t mask) {
   return (size_t)(h >> 32) & mask;
 }
 
-/* 0 when there is no host memory for it. */
-static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b) {
+/* Enters b, live for `requested` bytes. 0 when there is no host memory for it. */
+static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b, size_t requested) {
   if (MR_UNLIKELY(m->count >= m->limit) && !mr__livemap_grow(m))
     return 0;
   size_t j = mr__livemap_slot(b->addr, m->mask);
   while (m->slots[j].addr)
     j = (j + 1) & m->mask;
   m->slots[j].addr = b->addr;
-  m->slots[j].requested = b->requested;
+  m->slots[j].requested = requested;
   m->slots[j].size = b->size;
   m->slots[j].blk = b;
   m->count++;
@@ -139,10 +137,10 @@ static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t add
 }
 
 /* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in
- * *bsize); left in place with *st MR_ERR_INVALID_ARG if the size differs; NULL with
- * MR_ERR_UNKNOWN_POINTER if absent. */
+ * *bsize); left in place with *st MR_ERR_INVALID_ARG if the size differs (the size it was
+ * allocated with in *asked); NULL with MR_ERR_UNKNOWN_POINTER if absent. */
 static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
-                                        mr_status *st, size_t *bsize) {
+                                        mr_status *st, size_t *bsize, size_t *asked) {
   size_t i = mr__livemap_find(m, addr);
   if (MR_UNLIKELY(i == SIZE_MAX)) {
     *st = MR_ERR_UNKNOWN_POINTER;
@@ -151,6 +149,7 @@ static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, s
   mr__blk *b = m->slots[i].blk;
   if (MR_UNLIKELY(m->slots[i].requested != size)) {
     *st = MR_ERR_INVALID_ARG;
+    *asked = m->slots[i].requested;
     return b;
   }
   *bsize = m->slots[i].size;

@@ -65,14 +65,16 @@ mr_status mr__core_validate(mr__pool *p) {
       CHECK(b->size && b->size % align == 0, "block %p has size %zu", (void *)b->addr, b->size);
       CHECK(b->small == s->small, "block %p small flag differs from its segment", (void *)b->addr);
       switch (st) {
-      case MR__LIVE:
+      case MR__LIVE: {
         nlive++;
         live_bytes += b->size;
-        CHECK(b->requested && b->requested <= b->size, "live block %p: requested %zu of %zu",
-              (void *)b->addr, b->requested, b->size);
-        CHECK(b->owner && mr__livemap_contains(&b->owner->lives, b),
-              "live block %p is not in its stream's map", (void *)b->addr);
+        const mr__live_slot *sl = b->owner ? mr__livemap_slot_of(&b->owner->lives, b) : NULL;
+        CHECK(sl, "live block %p is not in its stream's map", (void *)b->addr);
+        CHECK(sl->requested && sl->requested <= b->size && sl->size == b->size,
+              "live block %p: requested %zu, size %zu in its stream's map, of %zu", (void *)b->addr,
+              sl->requested, sl->size, b->size);
         break;
+      }
       case MR__FREE:
         nfree++;
         CHECK(!b->batch, "settled block %p is in a batch", (void *)b->addr);

@@ -37,13 +37,13 @@ int mr__livemap_grow(mr__livemap *m) {
   return 1;
 }
 
-int mr__livemap_contains(const mr__livemap *m, const mr__blk *b) {
+const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const mr__blk *b) {
   if (!m->count)
-    return 0;
+    return NULL;
   for (size_t i = mr__livemap_slot(b->addr, m->mask); m->slots[i].addr; i = (i + 1) & m->mask)
     if (m->slots[i].blk == b)
-      return 1;
-  return 0;
+      return &m->slots[i];
+  return NULL;
 }
 
 void mr__livemap_destroy(mr__livemap *m) {
