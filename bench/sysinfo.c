@@ -80,25 +80,18 @@ int bench_cpu_order(int *cpus, int cap) {
       pkg[n] = 0;
     all[n++] = c;
   }
-  /* Round by round: each round takes the first CPU not yet taken of every (package, core). */
-  char taken[CPU_SETSIZE] = {0};
-  int out = 0;
-  while (out < n && out < cap) {
-    int round_start = out;
-    for (int i = 0; i < n && out < cap; i++) {
-      if (taken[i])
-        continue;
-      int dup = 0;
-      for (int j = round_start; j < out && !dup; j++)
-        for (int k = 0; k < n; k++)
-          if (all[k] == cpus[j] && pkg[k] == pkg[i] && core[k] == core[i])
-            dup = 1;
-      if (dup)
-        continue;
-      taken[i] = 1;
-      cpus[out++] = all[i];
-    }
+  /* A CPU's rank: how many CPUs before it share its (package, core). Rank 0 first (one per
+   * core), then rank 1 (the cores' second hyperthreads), and so on, each in CPU order. */
+  int rank[CPU_SETSIZE], out = 0;
+  for (int i = 0; i < n; i++) {
+    rank[i] = 0;
+    for (int j = 0; j < i; j++)
+      rank[i] += pkg[j] == pkg[i] && core[j] == core[i];
   }
+  for (int r = 0; out < n && out < cap; r++)
+    for (int i = 0; i < n && out < cap; i++)
+      if (rank[i] == r)
+        cpus[out++] = all[i];
   return out;
 }
 
