@@ -51,10 +51,6 @@ static int grow(void **arr, size_t *cap, size_t need, size_t elem) {
   return 1;
 }
 
-/* Makes room for n more mask entries, and keeps every stack at least one longer than the mask:
- * a stack holds one item per mask entry that pushed to it, plus (the host stack) the default
- * allocator at its bottom, so room in the mask is then room in every stack, and a push checks one
- * number. */
 void *mr__ctx_none[1]; /* the top of a stack with no memory: reads NULL */
 
 /* Grows stack `slot` to `want` items (the sentinel not counted), keeping its top. */
@@ -71,6 +67,10 @@ static int grow_stack(ctx *c, int slot, size_t want) {
   return 1;
 }
 
+/* Makes room for n more mask entries, and keeps every stack at least one longer than the mask:
+ * a stack holds one item per mask entry that pushed to it, plus (the host stack) the default
+ * allocator at its bottom, so room in the mask is then room in every stack, and a push checks one
+ * number. */
 int mr__ctx_reserve(ctx *c, size_t n) {
   if (n > SIZE_MAX / 4 - c->depth)
     return 0;

@@ -77,18 +77,24 @@ static inline void release_slot(int slot, void *p) {
     mr__allocator_destroy(p);
 }
 
-/* Capacity is there: push one entry, retaining what it pushed (unless already on top). */
+/* Capacity is there: puts p on stack `slot`, retaining it unless it is already on top. Returns
+ * the mask entry e to record, marked BORROWED in that case. */
+static inline uint64_t stack_push(ctx *c, int slot, void *p, uint64_t e) {
+  void **top = c->top[slot];
+  if (*top == p) /* the sentinel below an empty stack is NULL */
+    e |= BORROWED;
+  else
+    retain_slot(slot, p);
+  *++top = p;
+  c->top[slot] = top;
+  return e;
+}
+
+/* Capacity is there: push one entry. */
 static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
   uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
-  if (slot != SLOT_NONE) {
-    void **t = c->top[slot];
-    if (*t == p)
-      e |= BORROWED;
-    else
-      retain_slot(slot, p);
-    *++t = p;
-    c->top[slot] = t;
-  }
+  if (slot != SLOT_NONE)
+    e = stack_push(c, slot, p, e);
   c->mask[c->depth++] = e;
 }
 

@@ -2,9 +2,10 @@
  * does its whole push or pop in one call, on the thread's context (ctx.h). */
 #include "ctx.h"
 
-static __attribute__((noinline)) mr_status bad_item(ctx *c, size_t b, size_t d,
-                                                    const mr_guard_item *items, size_t i) {
-  c->depth = d;
+/* Item i of a push from depth b is bad: undo items 0..i-1 (mask entries b..b+i-1). */
+static __attribute__((noinline)) mr_status bad_item(ctx *c, size_t b, const mr_guard_item *items,
+                                                    size_t i) {
+  c->depth = b + i;
   while (c->depth > b)
     pop_raw(c);
   return mr__error(MR_ERR_INVALID_ARG,
@@ -27,7 +28,7 @@ push_items(const mr_guard_item *items, size_t n, uint64_t *tag, size_t *base) {
     return mr__ctx_no_memory("mr_guard_push", c->depth);
   const size_t b = c->depth;
   uint64_t t = c->next_tag++;
-  if (MR_UNLIKELY(t > TAG_LIMIT || t == 0))
+  if (MR_UNLIKELY(t > TAG_LIMIT)) /* tags start at 1 and never pass this: never 0 */
     t = c->next_tag = 1;
   /* Item i is mask entry b + i. A local: stores to the mask (uint64_t) could alias c->depth
    * (size_t). */
@@ -40,24 +41,16 @@ push_items(const mr_guard_item *items, size_t n, uint64_t *tag, size_t *base) {
     if (MR_LIKELY(p && type == MR_GUARD_ITEM_ALLOC)) {
       slot = (unsigned)((const mr_allocator *)p)->device.kind;
       if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
-        return bad_item(c, b, b + i, items, i);
+        return bad_item(c, b, items, i);
     } else if (p && type == MR_GUARD_ITEM_STREAM) {
       slot = SLOT_STREAM;
     } else if (type <= MR_GUARD_ITEM_ALLOC) {
       m[i] = te | SLOT_NONE;
       continue;
     } else {
-      return bad_item(c, b, b + i, items, i);
+      return bad_item(c, b, items, i);
     }
-    void **top = c->top[slot];
-    uint64_t e = te | slot;
-    if (*top == p) /* the sentinel below an empty stack is NULL */
-      e |= BORROWED;
-    else
-      retain_slot((int)slot, p);
-    *++top = p;
-    c->top[slot] = top;
-    m[i] = e;
+    m[i] = stack_push(c, (int)slot, p, te | slot);
   }
   c->depth = b + n;
   *tag = t;
@@ -102,19 +95,8 @@ static inline __attribute__((always_inline)) mr_status pop_items(size_t base, si
   return MR_OK;
 }
 
-mr_status mr_guard_push(mr_guard *g, const mr_guard_item *items, size_t n) {
-  if (MR_UNLIKELY(!g))
-    return mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: guard is NULL");
-  size_t base = 0;
-  uint64_t tag = 0;
-  mr_status st = push_items(items, n, &tag, &base);
-  int ok = st == MR_OK;
-  /* whole stores: a guard written field by field and then copied stalls on store forwarding */
-  *g = (mr_guard){.base = base, .count = ok ? n : 0, .active = ok, .status = st, .tag = tag};
-  return st;
-}
-
-mr_guard mr__guard_begin(const mr_guard_item *items, size_t n) {
+/* A guard for the push of `n` items (active if it worked). */
+static inline __attribute__((always_inline)) mr_guard begin(const mr_guard_item *items, size_t n) {
   size_t base = 0;
   uint64_t tag = 0;
   mr_status st = push_items(items, n, &tag, &base);
@@ -122,9 +104,8 @@ mr_guard mr__guard_begin(const mr_guard_item *items, size_t n) {
   return (mr_guard){.base = base, .count = ok ? n : 0, .active = ok, .status = st, .tag = tag};
 }
 
-mr_status mr_guard_pop(mr_guard *g) {
-  if (MR_UNLIKELY(!g))
-    return mr__error(MR_ERR_INVALID_ARG, "mr_guard_pop: guard is NULL");
+/* Pops an active guard; out of order, it stays active and records the status. */
+static inline __attribute__((always_inline)) mr_status end(mr_guard *g) {
   if (!g->active)
     return MR_OK;
   mr_status st = pop_items(g->base, g->count, g->tag);
@@ -134,14 +115,26 @@ mr_status mr_guard_pop(mr_guard *g) {
   return MR_OK;
 }
 
+mr_status mr_guard_push(mr_guard *g, const mr_guard_item *items, size_t n) {
+  if (MR_UNLIKELY(!g))
+    return mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: guard is NULL");
+  /* built whole: a guard written field by field and then copied stalls on store forwarding */
+  mr_guard r = begin(items, n);
+  *g = r;
+  return r.status;
+}
+
+mr_guard mr__guard_begin(const mr_guard_item *items, size_t n) { return begin(items, n); }
+
+mr_status mr_guard_pop(mr_guard *g) {
+  if (MR_UNLIKELY(!g))
+    return mr__error(MR_ERR_INVALID_ARG, "mr_guard_pop: guard is NULL");
+  return end(g);
+}
+
 void mr__guard_cleanup(mr_guard *g) {
   /* Out of order at scope exit: the error is recorded (mr_last_error, the error handler) and the
    * stacks stay as they are; nothing else can be done from a cleanup. */
-  if (!g || !g->active)
-    return;
-  mr_status st = pop_items(g->base, g->count, g->tag);
-  if (MR_LIKELY(st == MR_OK))
-    g->active = 0;
-  else
-    g->status = st;
+  if (g)
+    (void)end(g);
 }
