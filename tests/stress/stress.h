@@ -24,20 +24,8 @@
 #include <string.h>
 #include <time.h>
 
-#if defined(__SANITIZE_THREAD__)
-#define STRESS_DIV 4
-#elif defined(__SANITIZE_ADDRESS__)
-#define STRESS_DIV 4
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define STRESS_DIV 4
-#elif __has_feature(address_sanitizer)
-#define STRESS_DIV 4
-#endif
-#endif
-#ifndef STRESS_DIV
-#define STRESS_DIV 1
-#endif
+/* Under a sanitizer (pool_util.h detects which), a quarter of the ops. */
+#define STRESS_DIV (POOL_TEST_SANITIZER_DIV > 1 ? 4 : 1)
 
 #define NTHREADS 8
 #define NSHARERS 4 /* threads 0..NSHARERS-1 also use the shared manual stream */
