@@ -263,8 +263,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     mr__bias_unlock(&ps->lock);
     return alloc_slow(p, ps, size, rsize, out);
   }
-  bin_pop(ps, cls);
-  b->owner = ps;
+  bin_pop(ps, cls); /* a block in ps's front cache is ps's already */
   if (MR_UNLIKELY(!track(p, ps, b, size)))
     return untracked(p, ps, b);
   atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
