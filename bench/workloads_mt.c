@@ -3,11 +3,16 @@
  * threads  1, 2, 4, 8 (and up to the core count) threads, each with its own stream, one shared
  *          allocator; each keeps up to 16 live blocks of sizes from a seeded set (256 B-64 KiB).
  *          Workers are pinned one per physical core first (bench_cpu_order; --no-pin: not).
+ *          A repetition is a window that ends when the first worker has done its iterations:
+ *          the others stop at their next operation, and every operation done counts. (Each
+ *          doing a fixed count, the aggregate was the slowest worker's speed times the count:
+ *          on a VM whose vCPUs run at different speeds the faster ones sat idle at the end.)
  * context  a guard push + pop of a stream and two allocators; each context accessor. */
 #include "bench.h"
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,6 +46,7 @@ typedef struct threads_state {
   uint64_t gen, iters;
   int done;
   bool quit;
+  _Alignas(64) atomic_bool stop; /* read by every worker on every iteration: a line of its own */
 } threads_state;
 
 static void worker_fail(tworker *w, mr_status st, const char *what, size_t size) {
@@ -65,8 +71,10 @@ static void *worker_main(void *arg) {
     pthread_mutex_unlock(&ts->mu);
     if (quit)
       break;
-    uint64_t ops = 0;
-    for (uint64_t i = 0; i < iters && w->status == MR_OK; i++) {
+    uint64_t ops = 0, i = 0;
+    for (; i < iters && w->status == MR_OK; i++) {
+      if (atomic_load_explicit(&ts->stop, memory_order_relaxed))
+        break;
       uint64_t u = bench_rng_next(&w->rng);
       size_t j = (size_t)(u % TH_SLOTS);
       size_t size = ts->sizes[(u >> 8) % TH_SIZES];
@@ -87,6 +95,8 @@ static void *worker_main(void *arg) {
       w->size[j] = size;
       ops++;
     }
+    if (i == iters) /* the first to finish ends the window */
+      atomic_store_explicit(&ts->stop, true, memory_order_relaxed);
     w->ops = ops;
     pthread_mutex_lock(&ts->mu);
     ts->done++;
@@ -122,9 +132,10 @@ size_t bench_threads_cases(const bench_opts *o, int wl, bench_case *out, size_t 
 }
 
 mr_status bench_threads_setup(bench_run *r) {
-  threads_state *ts = calloc(1, sizeof *ts);
+  threads_state *ts = aligned_alloc(64, sizeof *ts); /* sizeof is a multiple of 64 */
   if (!ts)
     return bench_fail(r, MR_ERR_OUT_OF_MEMORY, "bench state");
+  memset(ts, 0, sizeof *ts);
   r->st = ts;
   ts->r = r;
   ts->n = (int)r->c->p1;
@@ -175,6 +186,7 @@ mr_status bench_threads_rep(bench_run *r, uint64_t iters, uint64_t *ops) {
   pthread_mutex_lock(&ts->mu);
   ts->iters = iters;
   ts->done = 0;
+  atomic_store_explicit(&ts->stop, false, memory_order_relaxed); /* the mutex publishes it */
   ts->gen++;
   pthread_cond_broadcast(&ts->go);
   while (ts->done < ts->started)
