@@ -309,6 +309,73 @@ Test(guard, plain_calls_interleave_with_macros) {
   cr_expect_eq(mr_context_depth(), 2);
 }
 
+/* An allocator made on another thread counts this thread's references in its shared half: the
+ * guard's push and pop take the paths for objects another thread owns. */
+static void *make_counting(void *arg) {
+  counting_state *cs = arg;
+  mr_allocator *a = NULL;
+  if (counting_create(&a, cs, mr_device_pinned(), NULL) != MR_OK)
+    return NULL;
+  return a;
+}
+
+Test(guard, an_allocator_made_on_another_thread_lives_until_popped) {
+  counting_state cs = {0};
+  pthread_t th;
+  void *made = NULL;
+  pthread_create(&th, NULL, make_counting, &cs);
+  pthread_join(th, &made);
+  mr_allocator *a = made;
+  cr_assert_not_null(a);
+  {
+    MR_GUARD(g, s1, a, h1);
+    mr_allocator_release(a); /* the reference made on the other thread */
+    cr_expect_eq(atomic_load(&cs.destroyed), 0);
+    cr_expect_eq(mr_context_pinned_alloc(), a);
+    cr_expect_eq(mr_context_host_alloc(), h1);
+  }
+  cr_expect_eq(atomic_load(&cs.destroyed), 1, "the guard's pop released the last reference");
+  expect_snapshot(snap(), 0, 0, 1, 0, 0, NULL, mr_host_default(), NULL, NULL);
+}
+
+/* An allocator whose destroy pushes and pops a guard big enough to grow the context's arrays:
+ * the pop that drops its last reference must go on over the grown arrays. */
+static mr_stream *g_reentry_stream;
+static int g_reentry_depth = -1;
+
+static void reentrant_destroy(mr_allocator *self) {
+  counting_destroy(self);
+  mr_guard_item big[100];
+  for (int i = 0; i < 100; i++)
+    big[i] = i % 2 ? mr_guard_stream(g_reentry_stream) : mr_guard_none(NULL);
+  mr_guard g;
+  if (mr_guard_push(&g, big, 100) == MR_OK) {
+    g_reentry_depth = (int)mr_context_depth();
+    (void)mr_guard_pop(&g);
+  }
+}
+
+Test(guard, a_destroy_that_uses_the_context_during_a_pop) {
+  static const mr_allocator_ops ops = {.version = MR_ALLOCATOR_OPS_VERSION,
+                                       .alloc = counting_alloc,
+                                       .free = counting_free,
+                                       .destroy = reentrant_destroy};
+  counting_state cs = {0};
+  mr_allocator *a;
+  cr_assert_eq(mr_allocator_create(&a, &ops, &cs, mr_device_gpu(0), "reentrant", NULL), MR_OK);
+  g_reentry_stream = s2;
+  MR_GUARD(outer, s1, h1);
+  {
+    MR_GUARD(g, s3, p1, a, d1);
+    mr_allocator_release(a);
+    g_reentry_depth = -1;
+  }
+  cr_expect_eq(atomic_load(&cs.destroyed), 1);
+  /* the destroy ran with the entries above a's popped: outer's 2, s3's and p1's below it */
+  cr_expect_eq(g_reentry_depth, 4 + 100, "depth inside the destroy: %d", g_reentry_depth);
+  expect_snapshot(snap(), 2, 1, 2, 0, 0, s1, h1, NULL, NULL);
+}
+
 /* ---- named scopes -------------------------------------------------------------------------- */
 
 Test(scope, paths_join_names_with_slashes) {

@@ -7,12 +7,12 @@
 #define MR_NAME_MAX 48
 
 struct mr_allocator {
+  mr__rc rc; /* first, as in mr_stream: a context stack releases either through one address */
   const mr_allocator_ops *ops;
   void *state;
   mr_stream *stream;    /* bound stream (retained), or NULL */
   mr_allocator *parent; /* for a view: the allocator whose state it shares (retained) */
   mr_device device;
-  mr__rc rc;
   char name[MR_NAME_MAX];
 };
 

@@ -30,8 +30,10 @@ static inline void mr__rc_init(mr__rc *r) {
   atomic_init(&r->dead, 0);
 }
 
-static inline __attribute__((always_inline)) void mr__rc_retain(mr__rc *r) {
-  if (atomic_load_explicit(&r->owner, memory_order_relaxed) == mr__bias_self()) {
+/* The operations with this thread's token (mr__bias_self()) passed in: a caller that counts
+ * several objects reads it once. */
+static inline __attribute__((always_inline)) void mr__rc_retain_as(mr__rc *r, const void *self) {
+  if (atomic_load_explicit(&r->owner, memory_order_relaxed) == self) {
     long l = atomic_load_explicit(&r->local, memory_order_relaxed);
     atomic_store_explicit(&r->local, l + 1, memory_order_relaxed);
   } else {
@@ -39,27 +41,30 @@ static inline __attribute__((always_inline)) void mr__rc_retain(mr__rc *r) {
   }
 }
 
+static inline __attribute__((always_inline)) void mr__rc_retain(mr__rc *r) {
+  mr__rc_retain_as(r, mr__bias_self());
+}
+
+/* Out of line (refcount.c): a release by a thread that is not the owner, and the flag that makes
+ * one thread the destroyer. */
+bool mr__rc_release_other(mr__rc *r, const void *owner);
+bool mr__rc_claim(mr__rc *r);
+
 /* True when the caller dropped the last reference and must destroy the object. */
-static inline __attribute__((always_inline)) bool mr__rc_release(mr__rc *r) {
+static inline __attribute__((always_inline)) bool mr__rc_release_as(mr__rc *r, const void *self) {
   const void *owner = atomic_load_explicit(&r->owner, memory_order_relaxed);
-  if (owner == mr__bias_self()) {
-    long l = atomic_load_explicit(&r->local, memory_order_relaxed) - 1;
-    atomic_store_explicit(&r->local, l, memory_order_release);
-    atomic_signal_fence(memory_order_seq_cst); /* the others' membarrier orders this store */
-    if (l + atomic_load_explicit(&r->shared, memory_order_acquire) != 0)
-      return false;
-  } else {
-    long s = atomic_fetch_sub_explicit(&r->shared, 1, memory_order_acq_rel) - 1;
-    if (s > 0)
-      return false;
-    if (owner)
-      mr__bias_barrier(); /* the owner's last store to local is visible after this */
-    if (atomic_load_explicit(&r->local, memory_order_acquire) +
-            atomic_load_explicit(&r->shared, memory_order_acquire) !=
-        0)
-      return false;
-  }
-  return atomic_exchange_explicit(&r->dead, 1, memory_order_acq_rel) == 0;
+  if (__builtin_expect(owner != self, 0))
+    return mr__rc_release_other(r, owner);
+  long l = atomic_load_explicit(&r->local, memory_order_relaxed) - 1;
+  atomic_store_explicit(&r->local, l, memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst); /* the others' membarrier orders this store */
+  if (__builtin_expect(l + atomic_load_explicit(&r->shared, memory_order_acquire) != 0, 1))
+    return false;
+  return mr__rc_claim(r);
+}
+
+static inline __attribute__((always_inline)) bool mr__rc_release(mr__rc *r) {
+  return mr__rc_release_as(r, mr__bias_self());
 }
 
 #endif

@@ -5,6 +5,8 @@
 
 #include "internal.h"
 
+#include <stddef.h>
+
 /* The context is read on every accessor: initial-exec TLS avoids __tls_get_addr in a shared
  * library. It is small (about 140 bytes), well within glibc's static TLS surplus for dlopen. */
 #if defined(__GNUC__) && defined(__ELF__)
@@ -61,30 +63,32 @@ static inline ctx *ctx_get(void) {
 }
 
 /* Reference counting inlined on the hot path (biased to the objects' creating thread: a guard's
- * retains and releases of objects its thread made cost no locked instruction). */
-static inline mr__rc *rc_of(int slot, void *p) {
-  return slot == SLOT_STREAM ? &((mr_stream *)p)->rc : &((mr_allocator *)p)->rc;
-}
+ * retains and releases of objects its thread made cost no locked instruction). A stream and an
+ * allocator both start with their count, so a stack item is its count. `self` is this thread's
+ * token (mr__bias_self()), read once per guard. */
+_Static_assert(offsetof(mr_stream, rc) == 0 && offsetof(mr_allocator, rc) == 0,
+               "a context stack item is its reference count");
 
-static inline void retain_slot(int slot, void *p) { mr__rc_retain(rc_of(slot, p)); }
-
-static inline void release_slot(int slot, void *p) {
-  if (MR_LIKELY(!mr__rc_release(rc_of(slot, p))))
-    return;
+static inline void destroy_slot(int slot, void *p) {
   if (slot == SLOT_STREAM)
     mr__stream_destroy(p);
   else
     mr__allocator_destroy(p);
 }
 
+static inline void release_slot(int slot, void *p) {
+  if (MR_UNLIKELY(mr__rc_release((mr__rc *)p)))
+    destroy_slot(slot, p);
+}
+
 /* Capacity is there: puts p on stack `slot`, retaining it unless it is already on top. Returns
  * the mask entry e to record, marked BORROWED in that case. */
-static inline uint64_t stack_push(ctx *c, int slot, void *p, uint64_t e) {
+static inline uint64_t stack_push(ctx *c, int slot, void *p, uint64_t e, const void *self) {
   void **top = c->top[slot];
   if (*top == p) /* the sentinel below an empty stack is NULL */
     e |= BORROWED;
   else
-    retain_slot(slot, p);
+    mr__rc_retain_as((mr__rc *)p, self);
   *++top = p;
   c->top[slot] = top;
   return e;
@@ -94,7 +98,7 @@ static inline uint64_t stack_push(ctx *c, int slot, void *p, uint64_t e) {
 static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
   uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
   if (slot != SLOT_NONE)
-    e = stack_push(c, slot, p, e);
+    e = stack_push(c, slot, p, e, mr__bias_self());
   c->mask[c->depth++] = e;
 }
 

@@ -6,11 +6,11 @@
 #include "../common/refcount.h"
 
 struct mr_stream {
+  mr__rc rc; /* first, as in mr_allocator (see there) */
   const mr_stream_ops *ops;
   void *state;
   mr_device device;
   uint64_t id;
-  mr__rc rc;
 };
 
 struct mr_event {
