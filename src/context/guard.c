@@ -43,15 +43,22 @@ push_body(mr_guard *g, ctx *c, const mr_guard_item *items, size_t n) {
   const void *self = mr__bias_self();
   for (size_t i = 0; i < n; i++) {
     void *p = items[i].ptr;
-    unsigned type = (unsigned)items[i].type;
-    unsigned slot;
-    if (MR_LIKELY(p && type == MR_GUARD_ITEM_ALLOC)) {
-      slot = (unsigned)((const mr_allocator *)p)->device.kind;
-      if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
+    const mr_guard_item_type type = items[i].type;
+    size_t slot;
+    if (MR_LIKELY(p != NULL)) {
+      if (type == MR_GUARD_ITEM_ALLOC) {
+        slot = (unsigned)((const mr_allocator *)p)->device.kind;
+        if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
+          return bad_item(g, c, b, items, i);
+      } else if (MR_LIKELY(type == MR_GUARD_ITEM_STREAM)) {
+        slot = SLOT_STREAM;
+      } else if (type == MR_GUARD_ITEM_NONE) {
+        m[i] = te | SLOT_NONE;
+        continue;
+      } else {
         return bad_item(g, c, b, items, i);
-    } else if (p && type == MR_GUARD_ITEM_STREAM) {
-      slot = SLOT_STREAM;
-    } else if (type <= MR_GUARD_ITEM_ALLOC) {
+      }
+    } else if ((unsigned)type <= MR_GUARD_ITEM_ALLOC) {
       m[i] = te | SLOT_NONE;
       continue;
     } else {
