@@ -83,7 +83,7 @@ static inline void release_slot(int slot, void *p) {
 
 /* Capacity is there: puts p on stack `slot`, retaining it unless it is already on top. Returns
  * the mask entry e to record, marked BORROWED in that case. */
-static inline uint64_t stack_push(ctx *c, int slot, void *p, uint64_t e, const void *self) {
+static inline uint64_t stack_push(ctx *c, size_t slot, void *p, uint64_t e, const void *self) {
   void **top = c->top[slot];
   if (*top == p) /* the sentinel below an empty stack is NULL */
     e |= BORROWED;
@@ -98,7 +98,7 @@ static inline uint64_t stack_push(ctx *c, int slot, void *p, uint64_t e, const v
 static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
   uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
   if (slot != SLOT_NONE)
-    e = stack_push(c, slot, p, e, mr__bias_self());
+    e = stack_push(c, (size_t)slot, p, e, mr__bias_self());
   c->mask[c->depth++] = e;
 }
 

@@ -41,6 +41,7 @@ push_body(mr_guard *g, ctx *c, const mr_guard_item *items, size_t n) {
   uint64_t *m = c->mask + b;
   const uint64_t te = t << TAG_SHIFT;
   const void *self = mr__bias_self();
+  __asm__("" : "+r"(self)); /* kept in a register: without this it is recomputed per item */
   for (size_t i = 0; i < n; i++) {
     void *p = items[i].ptr;
     const mr_guard_item_type type = items[i].type;
@@ -64,7 +65,7 @@ push_body(mr_guard *g, ctx *c, const mr_guard_item *items, size_t n) {
     } else {
       return bad_item(g, c, b, items, i);
     }
-    m[i] = stack_push(c, (int)slot, p, te | slot, self);
+    m[i] = stack_push(c, slot, p, te | slot, self);
   }
   c->depth = b + n;
   /* built whole: a guard written field by field and then read stalls on store forwarding */
@@ -91,7 +92,8 @@ static __attribute__((noinline)) mr_status push_slow(mr_guard *g, const mr_guard
 static inline __attribute__((always_inline)) mr_status push(mr_guard *g,
                                                             const mr_guard_item *items, size_t n) {
   ctx *c = &mr__tl_ctx;
-  if (MR_UNLIKELY(!c->live || !items || n > c->mask_cap - c->depth))
+  /* A context not started yet (or torn down at thread exit) has no room: mask_cap is 0. */
+  if (MR_UNLIKELY(!items || n >= c->mask_cap - c->depth))
     return push_slow(g, items, n);
   return push_body(g, c, items, n);
 }
@@ -144,22 +146,23 @@ static inline __attribute__((always_inline)) mr_status pop(mr_guard *g) {
   if (MR_UNLIKELY(d < base || d - base != n || (n && (mask[d - 1] >> TAG_SHIFT) != g->tag)))
     return order_error(g, d);
   const void *self = mr__bias_self();
-  for (size_t i = d; i-- > base;) {
-    uint64_t e = mask[i];
-    int slot = (int)(e & SLOT_MASK);
+  __asm__("" : "+r"(self)); /* as in push_body */
+  for (const uint64_t *at = mask + d, *stop = mask + base; at != stop;) {
+    uint64_t e = *--at;
+    size_t slot = e & SLOT_MASK;
     if (slot == SLOT_NONE)
       continue;
     void **top = c->top[slot];
     if (!(e & BORROWED)) { /* a borrowed entry holds no reference: nothing to read */
       mr__rc *r = (mr__rc *)*top;
       if (MR_UNLIKELY(atomic_load_explicit(&r->owner, memory_order_relaxed) != self))
-        return pop_rest(g, c, i + 1);
+        return pop_rest(g, c, (size_t)(at - mask) + 1);
       /* mr__rc_release_as's owner path; the last reference goes to pop_last_ref */
       long l = atomic_load_explicit(&r->local, memory_order_relaxed) - 1;
       atomic_store_explicit(&r->local, l, memory_order_release);
       atomic_signal_fence(memory_order_seq_cst); /* the others' membarrier orders this store */
       if (MR_UNLIKELY(l + atomic_load_explicit(&r->shared, memory_order_acquire) == 0))
-        return pop_last_ref(g, c, i, slot);
+        return pop_last_ref(g, c, (size_t)(at - mask), (int)slot);
     }
     c->top[slot] = top - 1;
   }
