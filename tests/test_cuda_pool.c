@@ -406,6 +406,43 @@ Test(cuda_pool, fixed_growth_segment_sizes) {
   mr_allocator_release(up);
 }
 
+/* The other kind's room before growing, over device memory (test_pool_checks covers it over host
+ * memory): a small request takes a large segment's free block, a large one a small segment's,
+ * before the pool takes more from the device; the memory is usable where it lands. */
+Test(cuda_pool, other_kinds_room_before_growing) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.small_limit = 4 * KiB,
+                                                               .small_segment = 64 * KiB,
+                                                               .large_segment_min = 2 * MiB});
+  mr_stream *a = new_stream();
+  void *l = alloc_ok(pool, 128 * KiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "one large segment");
+  void *s1 = alloc_ok(pool, 4 * KiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "the small request used its room");
+  cr_expect((char *)s1 >= (char *)l && (char *)s1 < (char *)l + 2 * MiB);
+  void *fill = alloc_ok(pool, 2 * MiB - 132 * KiB, a);
+  void *s2 = alloc_ok(pool, 4 * KiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB + 64 * KiB, "then a small segment");
+  void *m = alloc_ok(pool, 16 * KiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB + 64 * KiB,
+               "the large request used the small segment's room");
+  cr_expect((char *)m >= (char *)s2 && (char *)m < (char *)s2 + 64 * KiB);
+  cr_expect_eq(cudaMemsetAsync(s1, 0x11, 4 * KiB, mr_stream_cuda(a)), cudaSuccess);
+  cr_expect_eq(cudaMemsetAsync(m, 0x22, 16 * KiB, mr_stream_cuda(a)), cudaSuccess);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect(device_bytes_are(s1, 0x11, 4 * KiB) && device_bytes_are(m, 0x22, 16 * KiB));
+  free_ok(pool, m, 16 * KiB, a);
+  free_ok(pool, s2, 4 * KiB, a);
+  free_ok(pool, fill, 2 * MiB - 132 * KiB, a);
+  free_ok(pool, s1, 4 * KiB, a);
+  free_ok(pool, l, 128 * KiB, a);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_allocator_release(up);
+}
+
 /* The hot block over device memory (test_pool_hot covers it over host memory): the last block
  * freed on a stream is the next one that fits, a second free of it is a double free, and
  * another stream does not get it while the stream's work runs. */

@@ -441,21 +441,20 @@ Test(pool_options, maximum_reserve_oom_message_and_recovery) {
   release_pool(pool);
 }
 
-/* Upstream room exhausted by a cached segment: the pool releases it and retries. */
+/* Upstream room exhausted by cached segments: the pool releases them and retries. */
 Test(pool_options, maximum_reserve_releases_cached_segments) {
   mr_allocator *pool =
       make_pool((mr_caching_pool_options){.maximum_reserve = 8 * MiB, .growth = MR_GROWTH_EXACT});
-  void *p = alloc_ok(pool, 8 * MiB, NULL);
-  free_ok(pool, p, 8 * MiB, NULL);              /* cached: all of the reserve */
-  void *small = alloc_ok(pool, 64 * KiB, NULL); /* needs a small segment: release p's */
+  void *a = alloc_ok(pool, 4 * MiB, NULL);
+  void *b = alloc_ok(pool, 4 * MiB, NULL); /* two segments of 4 MiB: all of the reserve */
+  free_ok(pool, a, 4 * MiB, NULL);
+  free_ok(pool, b, 4 * MiB, NULL);
+  void *c = alloc_ok(pool, 6 * MiB, NULL); /* fits neither cached block: release, then grow */
   mr_stats s = pool_stats(pool);
-  cr_expect_geq(s.upstream_frees, 1, "the cached segment was not released");
+  cr_expect_geq(s.upstream_frees, 1, "the cached segments were not released");
   cr_expect_leq(s.peak_reserved, 8 * MiB);
   cr_expect_eq(s.bytes_reserved, recorder_live_bytes(g_rec));
-  free_ok(pool, small, 64 * KiB, NULL);
-  void *c = alloc_ok(pool, 6 * MiB, NULL); /* 6 + 2 (small segment) fits */
   free_ok(pool, c, 6 * MiB, NULL);
-  cr_expect_leq(pool_stats(pool).peak_reserved, 8 * MiB);
   validate_ok(pool);
   release_pool(pool);
 }
@@ -473,6 +472,12 @@ Test(pool_options, initial_reserve) {
   release_pool(pool);
 }
 
+static int within(const void *p, const void *base, size_t len) {
+  return (const char *)p >= (const char *)base && (const char *)p < (const char *)base + len;
+}
+
+/* Requests up to small_limit come from small segments, larger ones from large segments, each
+ * kind first from its own segments. */
 Test(pool_options, small_limit) {
   mr_allocator *pool = make_pool((mr_caching_pool_options){.small_limit = 4 * KiB,
                                                            .small_segment = 64 * KiB,
@@ -481,16 +486,48 @@ Test(pool_options, small_limit) {
   void *s1 = alloc_ok(pool, 4 * KiB, NULL);
   cr_expect_eq(g_rec->allocs, 1);
   cr_expect_eq(g_rec->largest_segment, 64 * KiB, "small segment");
-  void *l1 = alloc_ok(pool, 8 * KiB, NULL); /* above small_limit: a large segment */
-  cr_expect_eq(g_rec->allocs, 2, "8 KiB above small_limit must not come from the small segment");
+  void *l1 = alloc_ok(pool, 128 * KiB, NULL); /* above small_limit, and no room there */
+  cr_expect_eq(g_rec->allocs, 2, "128 KiB does not fit the small segment: a large one");
   cr_expect_geq(g_rec->largest_segment, 1 * MiB);
-  cr_expect(recorder_contains(g_rec, s1, 4 * KiB));
-  cr_expect(recorder_contains(g_rec, l1, 8 * KiB));
   void *s2 = alloc_ok(pool, 2 * KiB, NULL);
-  cr_expect_eq(g_rec->allocs, 2, "2 KiB fits the small segment");
+  void *l2 = alloc_ok(pool, 8 * KiB, NULL);
+  cr_expect_eq(g_rec->allocs, 2, "both fit the segments there are");
+  cr_expect(within(s2, s1, 64 * KiB), "2 KiB comes from the small segment");
+  cr_expect(within(l2, l1, 1 * MiB), "8 KiB (above small_limit) comes from the large segment");
   free_ok(pool, s1, 4 * KiB, NULL);
   free_ok(pool, s2, 2 * KiB, NULL);
-  free_ok(pool, l1, 8 * KiB, NULL);
+  free_ok(pool, l1, 128 * KiB, NULL);
+  free_ok(pool, l2, 8 * KiB, NULL);
+  validate_ok(pool);
+  release_pool(pool);
+}
+
+/* Before growing, a request takes a free block of the other kind's segments: reserved memory
+ * that fits is used rather than more taken from upstream. */
+Test(pool_options, a_request_takes_the_other_kinds_free_block_before_growing) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.small_limit = 4 * KiB,
+                                                           .small_segment = 64 * KiB,
+                                                           .large_segment_min = 1 * MiB,
+                                                           .growth = MR_GROWTH_FIXED});
+  void *l = alloc_ok(pool, 128 * KiB, NULL);
+  cr_expect_eq(g_rec->allocs, 1, "a large segment of 1 MiB");
+  void *s1 = alloc_ok(pool, 4 * KiB, NULL);
+  cr_expect_eq(g_rec->allocs, 1, "a small request with no small segment: the large one's room");
+  cr_expect(within(s1, l, 1 * MiB));
+  void *fill = alloc_ok(pool, 1 * MiB - 132 * KiB, NULL); /* the rest of the large segment */
+  cr_expect_eq(g_rec->allocs, 1);
+  void *s2 = alloc_ok(pool, 4 * KiB, NULL);
+  cr_expect_eq(g_rec->allocs, 2, "nothing free: a small segment");
+  cr_expect_eq(g_rec->largest_segment, 1 * MiB);
+  void *m = alloc_ok(pool, 16 * KiB, NULL);
+  cr_expect_eq(g_rec->allocs, 2, "a large request with the large segment full: the small one's room");
+  cr_expect(within(m, s2, 64 * KiB));
+  validate_ok(pool);
+  free_ok(pool, m, 16 * KiB, NULL);
+  free_ok(pool, s2, 4 * KiB, NULL);
+  free_ok(pool, fill, 1 * MiB - 132 * KiB, NULL);
+  free_ok(pool, s1, 4 * KiB, NULL);
+  free_ok(pool, l, 128 * KiB, NULL);
   validate_ok(pool);
   release_pool(pool);
 }

@@ -363,6 +363,8 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
     settle_all(p, 0);
     b = find_fit(p, ps, kind, rsize);
   }
+  if (!b) /* reserved memory that fits, before a flush of the stream's cache (see below) */
+    b = find_fit(p, ps, !kind, rsize);
   if (!b) { /* the stream's own cache may hold neighbours that merge into a fit */
     mr__core_flush_cache(p, ps);
     b = find_fit(p, ps, kind, rsize);
@@ -381,6 +383,10 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
     if (!b && p->opt.cross_stream == MR_CROSS_STREAM_WAIT && ps->stream)
       b = take_waiting(p, ps, kind, rsize);
   }
+  if (!b) /* Before growing, a free block of the other kind's segments: a small block in a large
+              segment, a large one in a free small segment. Tried before the flush too: a stream
+              whose kind has no room would otherwise flush its cache on every miss. */
+    b = find_fit(p, ps, !kind, rsize);
   if (!b) {
     b = try_grow(p, ps, kind, rsize, &st);
     if (b)
