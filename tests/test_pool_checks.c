@@ -520,7 +520,8 @@ Test(pool_options, a_request_takes_the_other_kinds_free_block_before_growing) {
   cr_expect_eq(g_rec->allocs, 2, "nothing free: a small segment");
   cr_expect_eq(g_rec->largest_segment, 1 * MiB);
   void *m = alloc_ok(pool, 16 * KiB, NULL);
-  cr_expect_eq(g_rec->allocs, 2, "a large request with the large segment full: the small one's room");
+  cr_expect_eq(g_rec->allocs, 2,
+               "a large request with the large segment full: the small one's room");
   cr_expect(within(m, s2, 64 * KiB));
   validate_ok(pool);
   free_ok(pool, m, 16 * KiB, NULL);

@@ -17,9 +17,10 @@ static __attribute__((noinline)) mr_status bad_item(mr_guard *g, ctx *c, size_t 
   c->depth = b + i;
   while (c->depth > b)
     pop_raw(c);
-  mr_status st = mr__error(MR_ERR_INVALID_ARG,
-                           "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)",
-                           i, (int)items[i].type);
+  mr_status st =
+      mr__error(MR_ERR_INVALID_ARG,
+                "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)", i,
+                (int)items[i].type);
   set_failed(g, st);
   return st;
 }
@@ -89,8 +90,8 @@ static __attribute__((noinline)) mr_status push_slow(mr_guard *g, const mr_guard
   return st;
 }
 
-static inline __attribute__((always_inline)) mr_status push(mr_guard *g,
-                                                            const mr_guard_item *items, size_t n) {
+static inline __attribute__((always_inline)) mr_status push(mr_guard *g, const mr_guard_item *items,
+                                                            size_t n) {
   ctx *c = &mr__tl_ctx;
   /* A context not started yet (or torn down at thread exit) has no room: mask_cap is 0. */
   if (MR_UNLIKELY(!items || n >= c->mask_cap - c->depth))
