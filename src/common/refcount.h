@@ -30,10 +30,15 @@ static inline void mr__rc_init(mr__rc *r) {
   atomic_init(&r->dead, 0);
 }
 
+/* Whether the thread with token `self` owns r's count. */
+static inline __attribute__((always_inline)) bool mr__rc_owned_by(mr__rc *r, const void *self) {
+  return atomic_load_explicit(&r->owner, memory_order_relaxed) == self;
+}
+
 /* The operations with this thread's token (mr__bias_self()) passed in: a caller that counts
  * several objects reads it once. */
 static inline __attribute__((always_inline)) void mr__rc_retain_as(mr__rc *r, const void *self) {
-  if (atomic_load_explicit(&r->owner, memory_order_relaxed) == self) {
+  if (mr__rc_owned_by(r, self)) {
     long l = atomic_load_explicit(&r->local, memory_order_relaxed);
     atomic_store_explicit(&r->local, l + 1, memory_order_relaxed);
   } else {
@@ -50,17 +55,21 @@ static inline __attribute__((always_inline)) void mr__rc_retain(mr__rc *r) {
 bool mr__rc_release_other(mr__rc *r, const void *owner);
 bool mr__rc_claim(mr__rc *r);
 
+/* The owner's release: true when no reference is left anywhere (the caller then claims the
+ * destroy with mr__rc_claim). */
+static inline __attribute__((always_inline)) bool mr__rc_release_owned(mr__rc *r) {
+  long l = atomic_load_explicit(&r->local, memory_order_relaxed) - 1;
+  atomic_store_explicit(&r->local, l, memory_order_release);
+  atomic_signal_fence(memory_order_seq_cst); /* the others' membarrier orders this store */
+  return __builtin_expect(l + atomic_load_explicit(&r->shared, memory_order_acquire) == 0, 0);
+}
+
 /* True when the caller dropped the last reference and must destroy the object. */
 static inline __attribute__((always_inline)) bool mr__rc_release_as(mr__rc *r, const void *self) {
   const void *owner = atomic_load_explicit(&r->owner, memory_order_relaxed);
   if (__builtin_expect(owner != self, 0))
     return mr__rc_release_other(r, owner);
-  long l = atomic_load_explicit(&r->local, memory_order_relaxed) - 1;
-  atomic_store_explicit(&r->local, l, memory_order_release);
-  atomic_signal_fence(memory_order_seq_cst); /* the others' membarrier orders this store */
-  if (__builtin_expect(l + atomic_load_explicit(&r->shared, memory_order_acquire) != 0, 1))
-    return false;
-  return mr__rc_claim(r);
+  return mr__rc_release_owned(r) && mr__rc_claim(r);
 }
 
 static inline __attribute__((always_inline)) bool mr__rc_release(mr__rc *r) {

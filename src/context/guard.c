@@ -156,13 +156,9 @@ static inline __attribute__((always_inline)) mr_status pop(mr_guard *g) {
     void **top = c->top[slot];
     if (!(e & BORROWED)) { /* a borrowed entry holds no reference: nothing to read */
       mr__rc *r = (mr__rc *)*top;
-      if (MR_UNLIKELY(atomic_load_explicit(&r->owner, memory_order_relaxed) != self))
+      if (MR_UNLIKELY(!mr__rc_owned_by(r, self)))
         return pop_rest(g, c, (size_t)(at - mask) + 1);
-      /* mr__rc_release_as's owner path; the last reference goes to pop_last_ref */
-      long l = atomic_load_explicit(&r->local, memory_order_relaxed) - 1;
-      atomic_store_explicit(&r->local, l, memory_order_release);
-      atomic_signal_fence(memory_order_seq_cst); /* the others' membarrier orders this store */
-      if (MR_UNLIKELY(l + atomic_load_explicit(&r->shared, memory_order_acquire) == 0))
+      if (MR_UNLIKELY(mr__rc_release_owned(r))) /* the last reference: pop_last_ref claims it */
         return pop_last_ref(g, c, (size_t)(at - mask), (int)slot);
     }
     c->top[slot] = top - 1;
