@@ -419,14 +419,14 @@ Test(cuda_pool, other_kinds_room_before_growing) {
   cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "one large segment");
   void *s1 = alloc_ok(pool, 4 * KiB, a);
   cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "the small request used its room");
-  cr_expect((char *)s1 >= (char *)l && (char *)s1 < (char *)l + 2 * MiB);
+  cr_expect(within(s1, l, 2 * MiB));
   void *fill = alloc_ok(pool, 2 * MiB - 132 * KiB, a);
   void *s2 = alloc_ok(pool, 4 * KiB, a);
   cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB + 64 * KiB, "then a small segment");
   void *m = alloc_ok(pool, 16 * KiB, a);
   cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB + 64 * KiB,
                "the large request used the small segment's room");
-  cr_expect((char *)m >= (char *)s2 && (char *)m < (char *)s2 + 64 * KiB);
+  cr_expect(within(m, s2, 64 * KiB));
   cr_expect_eq(cudaMemsetAsync(s1, 0x11, 4 * KiB, mr_stream_cuda(a)), cudaSuccess);
   cr_expect_eq(cudaMemsetAsync(m, 0x22, 16 * KiB, mr_stream_cuda(a)), cudaSuccess);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);

@@ -472,10 +472,6 @@ Test(pool_options, initial_reserve) {
   release_pool(pool);
 }
 
-static int within(const void *p, const void *base, size_t len) {
-  return (const char *)p >= (const char *)base && (const char *)p < (const char *)base + len;
-}
-
 /* Requests up to small_limit come from small segments, larger ones from large segments, each
  * kind first from its own segments. */
 Test(pool_options, small_limit) {

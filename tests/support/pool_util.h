@@ -232,6 +232,11 @@ static inline size_t recorder_live_segments(recorder *r) {
   pthread_mutex_unlock(&r->mu);
   return v;
 }
+/* 1 if p lies in [base, base + len). */
+static inline int within(const void *p, const void *base, size_t len) {
+  return (const char *)p >= (const char *)base && (const char *)p < (const char *)base + len;
+}
+
 /* 1 if [p, p + size) lies inside one live segment. */
 static inline int recorder_contains(recorder *r, const void *p, size_t size) {
   uintptr_t a = (uintptr_t)p;
