@@ -136,28 +136,75 @@ static void activate(mr__pool *p, mr__pstream *ps) {
 
 /* ---- alloc and free -------------------------------------------------------------------------- */
 
-/* Files b (out of every list, state CACHED, `bsize` bytes) in ps's front cache, under ps->lock.
- * Returns 1 if the cache went over its budget. Writes the record but does not read it. */
+/* A bin that is full gets twice the room; without host memory for it, 0. */
+static __attribute__((noinline)) int bin_grow(mr__cbin *bn) {
+  uint32_t cap = bn->cap ? 2 * bn->cap : 8;
+  if (cap < bn->cap)
+    return 0;
+  mr__centry *v = realloc(bn->v, (size_t)cap * sizeof *v);
+  if (!v)
+    return 0;
+  bn->v = v;
+  bn->cap = cap;
+  return 1;
+}
+
+/* Files block b (at addr, `bsize` bytes; out of every list) in ps's front cache, under ps->lock,
+ * without touching its record unless its bin cannot grow (then it waits on the spill list for
+ * the next eviction). Returns 1 if the cache went over its budget. */
 static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pstream *ps,
-                                                            mr__blk *b, size_t bsize) {
+                                                            uintptr_t addr, size_t bsize,
+                                                            mr__blk *b) {
   unsigned cls = mr__tlsf_class(bsize);
-  b->free_next = ps->bins[cls];
-  ps->bins[cls] = b;
-  ps->bin_map[cls / 64] |= 1ull << (cls % 64);
+  mr__cbin *bn = &ps->bins[cls];
   ps->cache_bytes += bsize;
   ps->cache_blocks++;
+  if (MR_UNLIKELY(bn->n == bn->cap) && !bin_grow(bn)) {
+    b->free_next = ps->spill;
+    ps->spill = b;
+    return 1;
+  }
+  bn->v[bn->n++] = (mr__centry){addr, bsize, b};
+  ps->bin_map[cls / 64] |= 1ull << (cls % 64);
   return ps->cache_bytes > p->cache_cap;
 }
 
-/* Takes the top block of ps's bin `cls` (not empty) out of the front cache, under ps->lock. */
-static inline __attribute__((always_inline)) mr__blk *bin_pop(mr__pstream *ps, unsigned cls) {
-  mr__blk *b = ps->bins[cls];
-  ps->bins[cls] = b->free_next;
-  if (!b->free_next)
+/* Takes the top entry of ps's bin `cls` (not empty) out of the front cache, under ps->lock. */
+static inline __attribute__((always_inline)) mr__centry bin_pop(mr__pstream *ps, unsigned cls) {
+  mr__cbin *bn = &ps->bins[cls];
+  mr__centry e = bn->v[--bn->n];
+  if (!bn->n)
     ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
-  ps->cache_bytes -= b->size;
+  ps->cache_bytes -= e.size;
   ps->cache_blocks--;
-  return b;
+  return e;
+}
+
+mr__blk *mr__cache_take_all(mr__pstream *ps) {
+  mr__blk *list = ps->spill;
+  ps->spill = NULL;
+  for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
+    while (ps->bin_map[w]) {
+      unsigned cls = w * 64 + (unsigned)__builtin_ctzll(ps->bin_map[w]);
+      mr__cbin *bn = &ps->bins[cls];
+      for (uint32_t k = 0; k < bn->n; k++) {
+        bn->v[k].blk->free_next = list;
+        list = bn->v[k].blk;
+      }
+      bn->n = 0;
+      ps->bin_map[w] &= ps->bin_map[w] - 1;
+    }
+  }
+  ps->cache_bytes = 0;
+  ps->cache_blocks = 0;
+  return list;
+}
+
+void mr__cache_destroy(mr__pstream *ps) {
+  for (unsigned c = 0; c < MR_TLSF_CLASSES; c++) {
+    free(ps->bins[c].v);
+    ps->bins[c] = (mr__cbin){0};
+  }
 }
 
 void mr__hot_file(mr__pool *p, mr__pstream *ps) {
@@ -165,27 +212,30 @@ void mr__hot_file(mr__pool *p, mr__pstream *ps) {
   if (!b)
     return;
   ps->hot = NULL;
+  uintptr_t addr = ps->lives.slots[ps->hot_slot].addr;
   mr__livemap_remove_at(&ps->lives, ps->hot_slot);
-  (void)cache_push(p, ps, b, ps->hot_size); /* over budget: the next free evicts */
+  (void)cache_push(p, ps, addr, ps->hot_size, b); /* over budget: the next free evicts */
 }
 
-/* Tracks b as live on ps for `size` bytes. The hot block's slot must not move: a grow rehashes,
- * so the hot block is filed first. 0 when there is no host memory for it. */
-static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream *ps, mr__blk *b,
-                                                       size_t size) {
+/* Tracks block b (at addr, `bsize` bytes) as live on ps for `size` bytes. The hot block's slot
+ * must not move: a grow rehashes, so the hot block is filed first. 0 when there is no host memory
+ * for it. */
+static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream *ps, uintptr_t addr,
+                                                       size_t bsize, mr__blk *b, size_t size) {
   if (MR_UNLIKELY(ps->lives.count >= ps->lives.limit))
     mr__hot_file(p, ps);
-  return mr__livemap_insert(&ps->lives, b, size);
+  return mr__livemap_insert(&ps->lives, addr, bsize, b, size);
 }
 
-/* The tail of every successful allocation: b (LIVE, `bsize` bytes) is the caller's for `size`
- * (ps->lock held, dropped here). */
-static inline __attribute__((always_inline)) mr_status
-handed_out(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t bsize, size_t size, void **out) {
+/* The tail of every successful allocation: the block at addr (`bsize` bytes) is the caller's for
+ * `size` (ps->lock held, dropped here). */
+static inline __attribute__((always_inline)) mr_status handed_out(mr__pool *p, mr__pstream *ps,
+                                                                  uintptr_t addr, size_t bsize,
+                                                                  size_t size, void **out) {
   ps->allocs++;
   account(p, ps, (int64_t)bsize, (int64_t)size);
   mr__bias_unlock(&ps->lock);
-  *out = (void *)b->addr;
+  *out = (void *)addr;
   return MR_OK;
 }
 
@@ -200,11 +250,11 @@ static __attribute__((noinline, cold)) mr_status no_stream_state(mr__pool *p) {
                    p->name);
 }
 
-/* The live map could not grow: b goes back to the cache (ps->lock held; dropped here). */
+/* The live map could not grow: the block goes back to the cache (ps->lock held; dropped here). */
 static __attribute__((noinline, cold)) mr_status untracked(mr__pool *p, mr__pstream *ps,
+                                                           uintptr_t addr, size_t bsize,
                                                            mr__blk *b) {
-  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
-  cache_push(p, ps, b, b->size);
+  (void)cache_push(p, ps, addr, bsize, b); /* over budget: the next free evicts */
   ps->failed++;
   mr__bias_unlock(&ps->lock);
   return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory to track a live block",
@@ -226,14 +276,16 @@ static __attribute__((noinline)) mr_status alloc_slow(mr__pool *p, mr__pstream *
     mr__bias_unlock(&ps->lock);
     return st;
   }
-  if (MR_UNLIKELY(!track(p, ps, b, size)))
-    return untracked(p, ps, b);
+  /* the core has just written the record: reading it costs nothing */
+  if (MR_UNLIKELY(!track(p, ps, b->addr, b->size, b, size)))
+    return untracked(p, ps, b->addr, b->size, b);
   ps->grown += (uint64_t)from_upstream;
-  return handed_out(p, ps, b, b->size, size, out);
+  return handed_out(p, ps, b->addr, b->size, size, out);
 }
 
 /* The hot path keeps to the stream's own state: a bin pop and a live-map insert under a lock
- * biased to this thread (no locked instruction); everything else is out of line. */
+ * biased to this thread (no locked instruction), and no block record; everything else is out of
+ * line. */
 static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, void **out) {
   mr__pool *p = self->state;
   size_t align = p->opt.alignment;
@@ -248,26 +300,37 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   size_t hs = ps->hot_size;
   /* the hot block, if at most an eighth of it would go unused: no class, no bin, no hash */
   if (b && rsize <= hs && hs - rsize <= hs / 8) {
+    mr__live_slot *sl = &ps->lives.slots[ps->hot_slot];
     ps->hot = NULL;
-    ps->lives.slots[ps->hot_slot].requested = size;
-    atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
-    return handed_out(p, ps, b, hs, size, out);
+    sl->requested = size;
+    return handed_out(p, ps, sl->addr, hs, size, out);
   }
   unsigned cls = mr__tlsf_class(rsize);
-  b = ps->bins[cls];
-  if (!b || b->size < rsize) {
-    cls++;
-    b = cls < MR_TLSF_CLASSES ? ps->bins[cls] : NULL;
-  }
-  if (MR_UNLIKELY(!b)) {
+  const mr__cbin *bn = &ps->bins[cls];
+  if (!bn->n || bn->v[bn->n - 1].size < rsize)
+    bn = &ps->bins[++cls]; /* every block of the next class fits (the top one is always empty) */
+  if (MR_UNLIKELY(!bn->n)) {
     mr__bias_unlock(&ps->lock);
     return alloc_slow(p, ps, size, rsize, out);
   }
-  bin_pop(ps, cls); /* a block in ps's front cache is ps's already */
-  if (MR_UNLIKELY(!track(p, ps, b, size)))
-    return untracked(p, ps, b);
-  atomic_store_explicit(&b->state, MR__LIVE, memory_order_relaxed);
-  return handed_out(p, ps, b, b->size, size, out);
+  mr__centry e = bin_pop(ps, cls); /* a block in ps's front cache is ps's already */
+  if (MR_UNLIKELY(!track(p, ps, e.addr, e.size, e.blk, size)))
+    return untracked(p, ps, e.addr, e.size, e.blk);
+  return handed_out(p, ps, e.addr, e.size, size, out);
+}
+
+/* Whether LIVE block x is handed out (in a stream's map, not freed) rather than in a front cache
+ * (p->mu held). */
+static int handed_out_now(mr__pool *p, const mr__blk *x) {
+  for (mr__pstream *o = p->streams; o; o = o->next) {
+    mr__bias_lock(&o->lock);
+    const mr__live_slot *sl = mr__livemap_slot_of(&o->lives, x);
+    int held = sl && sl->requested;
+    mr__bias_unlock(&o->lock);
+    if (sl)
+      return held;
+  }
+  return 0;
 }
 
 /* Names what is wrong with a pointer no live map took (asked: the size a block at ptr was
@@ -287,8 +350,8 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, s
     in_segment = 1;
     for (mr__blk *x = s->first; x; x = x->phys_next)
       if (a >= x->addr && a < x->addr + x->size) {
-        unsigned xs = atomic_load_explicit(&x->state, memory_order_relaxed);
-        in_free = xs != MR__LIVE && xs != MR__FREEING;
+        /* a LIVE block is free too when it waits in a front cache */
+        in_free = state_of(x) != MR__LIVE || !handed_out_now(p, x);
         at_free = in_free && x->addr == a;
         break;
       }
@@ -307,15 +370,21 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, s
                    ptr, size, in_segment ? " (it points inside one)" : "");
 }
 
-/* Sends the largest cached blocks of ps to the core until its cache is at half its budget. */
+/* Sends the largest cached blocks of ps (and any spilled ones) to the core until its cache is at
+ * half its budget. */
 static __attribute__((noinline)) void evict(mr__pool *p, mr__pstream *ps) {
-  mr__blk *list = NULL;
   size_t target = p->cache_cap / 2;
   mr__bias_lock(&ps->lock);
+  mr__blk *list = ps->spill;
+  ps->spill = NULL;
+  for (mr__blk *b = list; b; b = b->free_next) {
+    ps->cache_bytes -= b->size; /* a spilled block is the stream's: the core alone changes it */
+    ps->cache_blocks--;
+  }
   for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
     while (ps->bin_map[w] && ps->cache_bytes > target) {
       unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
-      mr__blk *b = bin_pop(ps, cls);
+      mr__blk *b = bin_pop(ps, cls).blk;
       b->free_next = list;
       list = b;
     }
@@ -344,13 +413,17 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
     b = mr__livemap_take(&o->lives, addr, size, st, bsize, asked);
     mr__bias_unlock(&o->lock);
   }
+  if (*st == MR_OK)
+    b->owner = ps; /* it goes to ps's front cache */
   pthread_mutex_unlock(&p->mu);
   return b;
 }
 
-/* The free's tail once the block is out of every live map (ps->lock held, dropped here). */
-static inline __attribute__((always_inline)) mr_status
-file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize);
+/* The free's tail once the block (ps's, at addr) is out of every live map (ps->lock held,
+ * dropped here). */
+static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
+                                                                  uintptr_t addr, mr__blk *b,
+                                                                  size_t size, size_t bsize);
 
 /* Not live on this stream: freed on another stream than its own, or a bad free (asked: for
  * MR_ERR_INVALID_ARG, the size it was allocated with). */
@@ -363,7 +436,7 @@ static __attribute__((noinline)) mr_status free_slow(mr__pool *p, mr__pstream *p
   if (st != MR_OK)
     return free_error(p, ptr, size, st, asked);
   mr__bias_lock(&ps->lock);
-  return file_freed(p, ps, b, size, bsize);
+  return file_freed(p, ps, (uintptr_t)ptr, b, size, bsize);
 }
 
 /* Larger than the whole front cache: straight to the core. */
@@ -374,24 +447,23 @@ static __attribute__((noinline)) void free_direct(mr__pool *p, mr__pstream *ps, 
   pthread_mutex_unlock(&p->mu);
 }
 
-/* Counts the free of b (`bsize` bytes, asked `size`) on ps, whose block it now is. */
-static inline __attribute__((always_inline)) void
-mark_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize) {
+/* Counts a free on ps of a block of `bsize` bytes, asked `size`. */
+static inline __attribute__((always_inline)) void count_free(mr__pool *p, mr__pstream *ps,
+                                                             size_t size, size_t bsize) {
   ps->frees++;
   account_free(p, ps, (int64_t)bsize, (int64_t)size);
-  b->owner = ps;
-  atomic_store_explicit(&b->state, MR__CACHED, memory_order_relaxed);
 }
 
-static inline __attribute__((always_inline)) mr_status
-file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize) {
-  mark_freed(p, ps, b, size, bsize);
+static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
+                                                                  uintptr_t addr, mr__blk *b,
+                                                                  size_t size, size_t bsize) {
+  count_free(p, ps, size, bsize);
   if (MR_UNLIKELY(bsize > p->cache_cap)) {
     mr__bias_unlock(&ps->lock);
     free_direct(p, ps, b);
     return MR_OK;
   }
-  int over = cache_push(p, ps, b, bsize);
+  int over = cache_push(p, ps, addr, bsize, b);
   mr__bias_unlock(&ps->lock);
   if (MR_UNLIKELY(over))
     evict(p, ps);
@@ -400,7 +472,8 @@ file_freed(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t size, size_t bsize) 
 
 /* The block stays in its live-map slot, marked freed, as the stream's hot block (see
  * mr__pstream): a free then an allocation of about the same size on one stream, the commonest
- * pattern, costs one hash probe between them. */
+ * pattern, costs one hash probe between them. Its record is not touched: it stays LIVE, the
+ * stream's (a block in a stream's map was allocated on it, or taken over by it). */
 static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream *stream) {
   mr__pool *p = self->state;
   mr__pstream *ps = pstream_of(p, stream);
@@ -424,13 +497,13 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   size_t bsize = sl->size;
   if (MR_UNLIKELY(bsize > p->cache_cap)) { /* larger than the whole front cache: the core */
     mr__livemap_remove_at(&ps->lives, i);
-    return file_freed(p, ps, b, size, bsize);
+    return file_freed(p, ps, (uintptr_t)ptr, b, size, bsize);
   }
   sl->requested = 0;
   ps->hot = b;
   ps->hot_slot = i;
   ps->hot_size = bsize;
-  mark_freed(p, ps, b, size, bsize);
+  count_free(p, ps, size, bsize);
   mr__bias_unlock(&ps->lock);
   return MR_OK;
 }

@@ -240,27 +240,9 @@ void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
 }
 
 void mr__core_flush_cache(mr__pool *p, mr__pstream *ps) {
-  mr__blk *list = NULL;
   mr__bias_lock(&ps->lock);
   mr__hot_file(p, ps);
-  if (ps->cache_blocks) {
-    for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
-      while (ps->bin_map[w]) {
-        unsigned cls = w * 64 + (unsigned)__builtin_ctzll(ps->bin_map[w]);
-        mr__blk *b = ps->bins[cls];
-        while (b) {
-          mr__blk *next = b->free_next;
-          b->free_next = list;
-          list = b;
-          b = next;
-        }
-        ps->bins[cls] = NULL;
-        ps->bin_map[w] &= ps->bin_map[w] - 1;
-      }
-    }
-    ps->cache_bytes = 0;
-    ps->cache_blocks = 0;
-  }
+  mr__blk *list = ps->cache_blocks ? mr__cache_take_all(ps) : NULL;
   mr__bias_unlock(&ps->lock);
   mr__core_put(p, ps, list);
 }
@@ -478,17 +460,18 @@ size_t mr__core_largest_free(mr__pool *p) {
 }
 
 void mr__core_destroy(mr__pool *p) {
-  uint64_t live = 0, live_bytes = 0;
-  for (mr__seg *s = p->segs; s; s = s->next)
-    for (mr__blk *b = s->first; b; b = b->phys_next)
-      if (state_of(b) == MR__LIVE || state_of(b) == MR__FREEING) {
-        live++;
-        live_bytes += b->size;
-      }
   for (mr__pstream *o = p->streams; o; o = o->next) {
     mr__core_flush_cache(p, o);
     seal(p, o);
   }
+  /* what is LIVE now was handed out and never freed */
+  uint64_t live = 0, live_bytes = 0;
+  for (mr__seg *s = p->segs; s; s = s->next)
+    for (mr__blk *b = s->first; b; b = b->phys_next)
+      if (state_of(b) == MR__LIVE) {
+        live++;
+        live_bytes += b->size;
+      }
   settle_all(p, 1); /* wait for the work on every block before giving it back */
   mr_status first_err = MR_OK;
   while (p->segs) {
@@ -511,6 +494,7 @@ void mr__core_destroy(mr__pool *p) {
     }
     free(o->open);
     mr__livemap_destroy(&o->lives);
+    mr__cache_destroy(o);
     mr_stream_release(o->stream);
     free(o);
     o = next;
@@ -530,14 +514,6 @@ void mr__core_destroy(mr__pool *p) {
   else if (first_err != MR_OK)
     mr__error(first_err, "caching pool '%s': returning a segment to '%s' failed on destroy",
               p->name, mr_allocator_name(p->upstream));
-}
-
-uint64_t mr__core_live_blocks(mr__pool *p) {
-  uint64_t n = 0;
-  for (mr__seg *s = p->segs; s; s = s->next)
-    for (mr__blk *b = s->first; b; b = b->phys_next)
-      n += state_of(b) == MR__LIVE;
-  return n;
 }
 
 mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s) {

@@ -24,18 +24,20 @@ static inline void *mr__calloc_aligned(size_t size) {
 }
 
 /* Block states. A block is always in exactly one place:
- *  LIVE    handed to a caller (in its stream's live map, in no list);
- *  CACHED  in its owner stream's front cache, or its hot block (reusable by that stream at once);
+ *  LIVE    its owner stream's front holds it: handed to a caller (in the stream's live map), the
+ *          stream's hot block (in the map, freed), or in its front cache. The front never reads
+ *          or writes a record (at 1e5 live blocks each record touched is a cache miss): the map
+ *          and the cache hold what it needs, and only the core changes a record's state;
  *  PENDING in its owner stream's pending index and in one of its batches: freed on that stream,
  *          its free event not yet known complete; the owner may reuse it at once;
  *  FREE    in the pool's settled index: usable by every stream;
- *  FREEING claimed by a free in progress (between the live map and the front cache). */
+ *  SPARE   a record not in use. */
 #define MR__MIB ((size_t)1 << 20)
 
 /* The two families of segments: small requests and their segments, and the rest. */
 enum { MR__SMALL = 0, MR__LARGE = 1 };
 
-enum { MR__LIVE = 1, MR__FREEING, MR__CACHED, MR__PENDING, MR__FREE, MR__SPARE };
+enum { MR__LIVE = 1, MR__PENDING, MR__FREE, MR__SPARE };
 
 struct mr__pstream;
 struct mr__batch;
@@ -68,17 +70,18 @@ int mr__livemap_grow(mr__livemap *m);
 const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const struct mr__blk *b);
 void mr__livemap_destroy(mr__livemap *m);
 
-/* A block record. Its first cache line holds all that the hot paths read and write (the front
- * cache, splits, merges, the live map's check of a free): at 1e5 live blocks each record touched
- * is a cache miss, and one line a record keeps it to one. The second line is for PENDING blocks
- * only. A live block's requested size is in its stream's live map, not here. */
+/* A block record. The front (the live maps, the front caches) never touches one. Its first cache
+ * line holds all that the core reads and writes (indexes, splits, merges): at 1e5 live blocks
+ * each record touched is a cache miss, and one line a record keeps it to one. The second line is
+ * for PENDING blocks only, and is zero in a SPARE record. A live block's requested size is in
+ * its stream's live map, not here. */
 typedef struct mr__blk {
   _Alignas(64) uintptr_t addr; /* blocks never share a cache line: threads own their own */
   size_t size;                 /* bytes of the block (a multiple of the pool's alignment) */
   struct mr__blk *phys_prev, *phys_next; /* neighbours within the segment */
   struct mr__blk *free_prev;             /* FREE, PENDING: the TLSF list */
-  struct mr__blk *free_next;             /* TLSF list, or the front-cache bin */
-  struct mr__pstream *owner; /* stream that holds it (LIVE: allocated on; else freed on) */
+  struct mr__blk *free_next;             /* TLSF list, a spill or spare list */
+  struct mr__pstream *owner; /* LIVE, PENDING: the stream whose front or index holds it */
   _Atomic unsigned char state;
   unsigned char small;
   unsigned short cls; /* TLSF class while indexed */
@@ -93,16 +96,18 @@ static inline size_t mr__livemap_slot(uintptr_t addr, size_t mask) {
   return (size_t)(h >> 32) & mask;
 }
 
-/* Enters b, live for `requested` bytes. 0 when there is no host memory for it. */
-static inline int mr__livemap_insert(struct mr__livemap *m, mr__blk *b, size_t requested) {
+/* Enters block b (at addr, of bsize bytes), live for `requested` bytes; reads nothing of b. 0
+ * when there is no host memory for it. */
+static inline int mr__livemap_insert(struct mr__livemap *m, uintptr_t addr, size_t bsize,
+                                     mr__blk *b, size_t requested) {
   if (MR_UNLIKELY(m->count >= m->limit) && !mr__livemap_grow(m))
     return 0;
-  size_t j = mr__livemap_slot(b->addr, m->mask);
+  size_t j = mr__livemap_slot(addr, m->mask);
   while (m->slots[j].addr)
     j = (j + 1) & m->mask;
-  m->slots[j].addr = b->addr;
+  m->slots[j].addr = addr;
   m->slots[j].requested = requested;
-  m->slots[j].size = b->size;
+  m->slots[j].size = bsize;
   m->slots[j].blk = b;
   m->count++;
   return 1;
@@ -181,15 +186,33 @@ typedef struct mr__batch {
 
 #define MR__CACHE_BIN_WORDS (MR_TLSF_CLASSES / 64)
 
+/* A front-cache entry: all that taking the block back needs, so that neither filing a block in
+ * the cache nor taking it out touches its record. */
+typedef struct mr__centry {
+  uintptr_t addr;
+  size_t size;
+  mr__blk *blk;
+} mr__centry;
+
+/* One size class of a stream's front cache: a LIFO stack of entries (it grows; it is freed with
+ * the pool). */
+typedef struct mr__cbin {
+  mr__centry *v;
+  uint32_t n, cap;
+} mr__cbin;
+
 /* One per stream the pool has seen (and one for host order: stream NULL). Lives until the pool
  * is destroyed; retains its mr_stream. */
 typedef struct mr__pstream {
   /* front: under `lock` */
   _Alignas(64) mr__bias lock;     /* biased to the thread that first used the stream */
-  mr__blk *bins[MR_TLSF_CLASSES]; /* LIFO stacks through free_next */
+  mr__cbin bins[MR_TLSF_CLASSES + 1]; /* the last one stays empty (the class above the top) */
   uint64_t bin_map[MR__CACHE_BIN_WORDS];
-  size_t cache_bytes;
-  size_t cache_blocks;
+  size_t cache_bytes;  /* in the bins and the spill list */
+  size_t cache_blocks; /* idem */
+  /* Blocks filed when their bin could not grow (no host memory): through free_next, taken by
+     the next eviction or flush, never by an allocation. */
+  mr__blk *spill;
   /* The hot block: the last one freed on this stream, kept in its live-map slot (requested 0
    * there: freed) so that the next allocation that fits takes it back without a bin or a hash
    * insert; filed in the front cache (mr__hot_file) before anything else reads the map or the
@@ -284,9 +307,13 @@ void mr__core_destroy(mr__pool *p);
 /* caching_validate.c: with the mutex and every stream's lock held */
 mr_status mr__core_validate(mr__pool *p);
 size_t mr__core_largest_free(mr__pool *p);
-uint64_t mr__core_live_blocks(mr__pool *p);
 
 /* caching.c: files ps's hot block in its front cache (ps->lock held). */
 void mr__hot_file(mr__pool *p, mr__pstream *ps);
+/* caching.c: empties ps's front cache into a list of its blocks through free_next (ps->lock
+ * held; writes their records). */
+mr__blk *mr__cache_take_all(mr__pstream *ps);
+/* caching.c: frees ps's front-cache bins (the pool is being destroyed; the cache is empty). */
+void mr__cache_destroy(mr__pstream *ps);
 
 #endif

@@ -4,6 +4,7 @@
  * drops it around the upstream call. */
 #include "caching_internal.h"
 
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,7 +33,9 @@ mr__blk *mr__blk_new(mr__pool *p) {
   }
   mr__blk *b = p->spare;
   p->spare = b->free_next;
-  memset(b, 0, sizeof *b);
+  /* The second line is zero already: a record leaves its batch before it is spare. Not writing
+     it saves a cache miss a split. */
+  memset(b, 0, offsetof(mr__blk, batch));
   atomic_init(&b->state, MR__SPARE);
   return b;
 }

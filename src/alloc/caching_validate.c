@@ -65,11 +65,15 @@ mr_status mr__core_validate(mr__pool *p) {
       CHECK(b->size && b->size % align == 0, "block %p has size %zu", (void *)b->addr, b->size);
       CHECK(b->small == s->small, "block %p small flag differs from its segment", (void *)b->addr);
       switch (st) {
-      case MR__LIVE: {
+      case MR__LIVE: { /* handed out (in its stream's map) or in its stream's front cache */
+        CHECK(b->owner, "live block %p without owner", (void *)b->addr);
+        const mr__live_slot *sl = mr__livemap_slot_of(&b->owner->lives, b);
+        if (!sl) {
+          ncached++;
+          break;
+        }
         nlive++;
         live_bytes += b->size;
-        const mr__live_slot *sl = b->owner ? mr__livemap_slot_of(&b->owner->lives, b) : NULL;
-        CHECK(sl, "live block %p is not in its stream's map", (void *)b->addr);
         CHECK(sl->requested && sl->requested <= b->size && sl->size == b->size,
               "live block %p: requested %zu, size %zu in its stream's map, of %zu", (void *)b->addr,
               sl->requested, sl->size, b->size);
@@ -84,10 +88,6 @@ mr_status mr__core_validate(mr__pool *p) {
       case MR__PENDING:
         npending++;
         CHECK(b->owner && b->batch, "pending block %p without owner or batch", (void *)b->addr);
-        break;
-      case MR__CACHED:
-        ncached++;
-        CHECK(b->owner, "cached block %p without owner", (void *)b->addr);
         break;
       default:
         CHECK(0, "block %p in state %u", (void *)b->addr, st);
@@ -139,15 +139,33 @@ mr_status mr__core_validate(mr__pool *p) {
           "stream %" PRIu64 ": %zu blocks in batches, %zu pending", o->id, in_batches,
           o->pending[0].count + o->pending[1].count);
     size_t cached = 0, cbytes = 0;
+    CHECK(!o->bins[MR_TLSF_CLASSES].n, "the front cache's top bin of stream %" PRIu64 " is used",
+          o->id);
     for (unsigned c = 0; c < MR_TLSF_CLASSES; c++) {
+      const mr__cbin *bn = &o->bins[c];
       int bit = (int)((o->bin_map[c / 64] >> (c % 64)) & 1);
-      CHECK(bit == (o->bins[c] != NULL), "front cache bitmap of stream %" PRIu64 " is off", o->id);
-      for (mr__blk *b = o->bins[c]; b; b = b->free_next) {
-        CHECK(state_of(b) == MR__CACHED && b->owner == o, "front cache holds a foreign block");
-        CHECK(mr__tlsf_class(b->size) == c, "cached block in the wrong bin");
+      CHECK(bit == (bn->n != 0), "front cache bitmap of stream %" PRIu64 " is off", o->id);
+      CHECK(bn->n <= bn->cap, "front cache bin %u of stream %" PRIu64 " overflows", c, o->id);
+      for (uint32_t k = 0; k < bn->n; k++) {
+        const mr__centry *e = &bn->v[k];
+        const mr__blk *b = e->blk;
+        CHECK(state_of(b) == MR__LIVE && b->owner == o, "front cache holds a foreign block");
+        CHECK(b->addr == e->addr && b->size == e->size,
+              "front cache entry %p (%zu bytes) disagrees with its block %p (%zu)",
+              (void *)e->addr, e->size, (void *)b->addr, b->size);
+        CHECK(mr__tlsf_class(e->size) == c, "cached block in the wrong bin");
+        CHECK(!mr__livemap_slot_of(&o->lives, b), "cached block %p is in the live map",
+              (void *)b->addr);
         cached++;
-        cbytes += b->size;
+        cbytes += e->size;
       }
+    }
+    for (const mr__blk *b = o->spill; b; b = b->free_next) {
+      CHECK(state_of(b) == MR__LIVE && b->owner == o, "spill list holds a foreign block");
+      CHECK(!mr__livemap_slot_of(&o->lives, b), "spilled block %p is in the live map",
+            (void *)b->addr);
+      cached++;
+      cbytes += b->size;
     }
     CHECK(cached == o->cache_blocks && cbytes == o->cache_bytes,
           "front cache of stream %" PRIu64 " counts %zu/%zu, holds %zu/%zu", o->id, o->cache_blocks,
