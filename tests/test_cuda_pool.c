@@ -474,6 +474,42 @@ Test(cuda_pool, hot_block_reuse_and_double_free) {
   mr_allocator_release(up);
 }
 
+/* The front cache's budget over device memory (test_pool_checks covers it over host memory):
+ * frees on the owner stream past front_cache_bytes send the largest cached blocks to the core,
+ * pending on that stream, where they merge and serve a larger request of the same stream
+ * without growing. 32 x 64 KiB in address order, freed in order, 1 MiB budget: blocks 9-26. */
+Test(cuda_pool, front_cache_budget) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
+  mr_stream *a = new_stream();
+  void *p[32];
+  for (int i = 0; i < 32; i++) {
+    p[i] = alloc_ok(pool, 64 * KiB, a);
+    if (i)
+      cr_assert_eq((char *)p[i], (char *)p[i - 1] + 64 * KiB, "blocks not carved in order");
+  }
+  cr_assert_eq(pool_stats(pool).bytes_reserved, 2 * MiB);
+  for (int i = 0; i < 32; i++)
+    free_ok(pool, p[i], 64 * KiB, a);
+  mr_stats sa = MR_STATS_INIT;
+  cr_assert_eq(mr_caching_pool_stream_stats(pool, a, &sa), MR_OK, "%s", mr_last_error());
+  cr_expect_eq(sa.largest_free_block, 18 * 64 * KiB,
+               "the blocks over the budget did not reach the core: largest pending %llu",
+               (unsigned long long)sa.largest_free_block);
+  void *big = alloc_ok(pool, 1 * MiB, a);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "the pool grew");
+  cr_expect(within(big, p[8], 18 * 64 * KiB));
+  cr_expect_eq(cudaMemsetAsync(big, 0x5a, 1 * MiB, mr_stream_cuda(a)), cudaSuccess);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect(device_bytes_are(big, 0x5a, 1 * MiB));
+  free_ok(pool, big, 1 * MiB, a);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_allocator_release(up);
+}
+
 /* Pool-wide peaks with the default statistics slack over device memory (test_pool_peaks covers
  * them over host memory): exact while one stream allocates, kept when a second one starts. */
 Test(cuda_pool, peaks_one_stream_then_two) {

@@ -347,6 +347,38 @@ Test(pool_stats, front_cache_size_max_disables_it) {
   release_pool(pool);
 }
 
+/* front_cache_bytes bounds what a stream keeps: frees on the owner stream past the budget send
+ * the largest cached blocks to the shared structure (down to half the budget), where they merge.
+ * 32 blocks of 64 KiB fill one 2 MiB segment in address order; freed in that order with a 1 MiB
+ * budget, the cache is trimmed at 17 blocks (to 8) and again at 17: blocks 9-26 are contiguous
+ * and must come back as one free block of 18 x 64 KiB. Without the budget every block stays
+ * cached and nothing merges. */
+Test(pool_stats, the_front_cache_keeps_to_its_budget) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
+  void *p[32];
+  for (int i = 0; i < 32; i++) {
+    p[i] = alloc_ok(pool, 64 * KiB, NULL);
+    if (i)
+      cr_assert_eq((char *)p[i], (char *)p[i - 1] + 64 * KiB, "blocks not carved in order");
+  }
+  cr_assert_eq(pool_stats(pool).bytes_reserved, 2 * MiB);
+  for (int i = 0; i < 32; i++)
+    free_ok(pool, p[i], 64 * KiB, NULL);
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_in_use, 0);
+  cr_expect_eq(s.largest_free_block, 18 * 64 * KiB,
+               "the blocks over the budget did not reach the shared structure: largest free "
+               "block %llu",
+               (unsigned long long)s.largest_free_block);
+  validate_ok(pool);
+  /* what was evicted serves a request no cached block fits, without growing */
+  void *big = alloc_ok(pool, 1 * MiB, NULL);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "the pool grew");
+  free_ok(pool, big, 1 * MiB, NULL);
+  validate_ok(pool);
+  release_pool(pool);
+}
+
 Test(pool_stats, per_stream) {
   mr_allocator *pool = make_pool((mr_caching_pool_options){0});
   void *a1 = alloc_ok(pool, 1024, g_a);

@@ -152,9 +152,8 @@ static __attribute__((noinline)) int bin_grow(mr__cbin *bn) {
 /* Files block b (at addr, `bsize` bytes; out of every list) in ps's front cache, under ps->lock,
  * without touching its record unless its bin cannot grow (then it waits on the spill list for
  * the next eviction). Returns 1 if the cache went over its budget. */
-static inline __attribute__((always_inline)) int cache_push(mr__pool *p, mr__pstream *ps,
-                                                            uintptr_t addr, size_t bsize,
-                                                            mr__blk *b) {
+static inline __attribute__((always_inline)) int
+cache_push(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
   unsigned cls = mr__tlsf_class(bsize);
   mr__cbin *bn = &ps->bins[cls];
   ps->cache_bytes += bsize;
@@ -214,7 +213,7 @@ void mr__hot_file(mr__pool *p, mr__pstream *ps) {
   ps->hot = NULL;
   uintptr_t addr = ps->lives.slots[ps->hot_slot].addr;
   mr__livemap_remove_at(&ps->lives, ps->hot_slot);
-  (void)cache_push(p, ps, addr, ps->hot_size, b); /* over budget: the next free evicts */
+  (void)cache_push(p, ps, addr, ps->hot_size, b); /* over budget: the free evicts */
 }
 
 /* Tracks block b (at addr, `bsize` bytes) as live on ps for `size` bytes. The hot block's slot
@@ -229,9 +228,8 @@ static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream 
 
 /* The tail of every successful allocation: the block at addr (`bsize` bytes) is the caller's for
  * `size` (ps->lock held, dropped here). */
-static inline __attribute__((always_inline)) mr_status handed_out(mr__pool *p, mr__pstream *ps,
-                                                                  uintptr_t addr, size_t bsize,
-                                                                  size_t size, void **out) {
+static inline __attribute__((always_inline)) mr_status
+handed_out(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, size_t size, void **out) {
   ps->allocs++;
   account(p, ps, (int64_t)bsize, (int64_t)size);
   mr__bias_unlock(&ps->lock);
@@ -251,9 +249,8 @@ static __attribute__((noinline, cold)) mr_status no_stream_state(mr__pool *p) {
 }
 
 /* The live map could not grow: the block goes back to the cache (ps->lock held; dropped here). */
-static __attribute__((noinline, cold)) mr_status untracked(mr__pool *p, mr__pstream *ps,
-                                                           uintptr_t addr, size_t bsize,
-                                                           mr__blk *b) {
+static __attribute__((noinline, cold)) mr_status
+untracked(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
   (void)cache_push(p, ps, addr, bsize, b); /* over budget: the next free evicts */
   ps->failed++;
   mr__bias_unlock(&ps->lock);
@@ -421,9 +418,8 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
 
 /* The free's tail once the block (ps's, at addr) is out of every live map (ps->lock held,
  * dropped here). */
-static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
-                                                                  uintptr_t addr, mr__blk *b,
-                                                                  size_t size, size_t bsize);
+static inline __attribute__((always_inline)) mr_status
+file_freed(mr__pool *p, mr__pstream *ps, uintptr_t addr, mr__blk *b, size_t size, size_t bsize);
 
 /* Not live on this stream: freed on another stream than its own, or a bad free (asked: for
  * MR_ERR_INVALID_ARG, the size it was allocated with). */
@@ -454,9 +450,8 @@ static inline __attribute__((always_inline)) void count_free(mr__pool *p, mr__ps
   account_free(p, ps, (int64_t)bsize, (int64_t)size);
 }
 
-static inline __attribute__((always_inline)) mr_status file_freed(mr__pool *p, mr__pstream *ps,
-                                                                  uintptr_t addr, mr__blk *b,
-                                                                  size_t size, size_t bsize) {
+static inline __attribute__((always_inline)) mr_status
+file_freed(mr__pool *p, mr__pstream *ps, uintptr_t addr, mr__blk *b, size_t size, size_t bsize) {
   count_free(p, ps, size, bsize);
   if (MR_UNLIKELY(bsize > p->cache_cap)) {
     mr__bias_unlock(&ps->lock);
@@ -504,7 +499,10 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   ps->hot_slot = i;
   ps->hot_size = bsize;
   count_free(p, ps, size, bsize);
+  int over = ps->cache_bytes > p->cache_cap; /* filing the last hot block, or an earlier filing */
   mr__bias_unlock(&ps->lock);
+  if (MR_UNLIKELY(over))
+    evict(p, ps);
   return MR_OK;
 }
 

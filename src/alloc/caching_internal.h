@@ -205,7 +205,7 @@ typedef struct mr__cbin {
  * is destroyed; retains its mr_stream. */
 typedef struct mr__pstream {
   /* front: under `lock` */
-  _Alignas(64) mr__bias lock;     /* biased to the thread that first used the stream */
+  _Alignas(64) mr__bias lock;         /* biased to the thread that first used the stream */
   mr__cbin bins[MR_TLSF_CLASSES + 1]; /* the last one stays empty (the class above the top) */
   uint64_t bin_map[MR__CACHE_BIN_WORDS];
   size_t cache_bytes;  /* in the bins and the spill list */

@@ -151,8 +151,8 @@ mr_status mr__core_validate(mr__pool *p) {
         const mr__blk *b = e->blk;
         CHECK(state_of(b) == MR__LIVE && b->owner == o, "front cache holds a foreign block");
         CHECK(b->addr == e->addr && b->size == e->size,
-              "front cache entry %p (%zu bytes) disagrees with its block %p (%zu)",
-              (void *)e->addr, e->size, (void *)b->addr, b->size);
+              "front cache entry %p (%zu bytes) disagrees with its block %p (%zu)", (void *)e->addr,
+              e->size, (void *)b->addr, b->size);
         CHECK(mr__tlsf_class(e->size) == c, "cached block in the wrong bin");
         CHECK(!mr__livemap_slot_of(&o->lives, b), "cached block %p is in the live map",
               (void *)b->addr);
