@@ -7,9 +7,14 @@
 #include <stdlib.h>
 
 int mr__livemap_rehash(mr__livemap *m, size_t cap) {
-  mr__live_slot *slots = calloc(cap, sizeof *slots);
-  if (!slots)
+  /* aligned to a cache line, so that no slot straddles two: a probe is one miss, not two */
+  if (cap > SIZE_MAX / sizeof(mr__live_slot))
     return 0;
+  void *mem = calloc(cap * sizeof(mr__live_slot) + 64, 1);
+  if (!mem)
+    return 0;
+  mr__live_slot *slots = (mr__live_slot *)(((uintptr_t)mem + 64) & ~(uintptr_t)63);
+  ((void **)slots)[-1] = mem; /* the 64 bytes before the table hold what to free */
   size_t mask = cap - 1;
   for (size_t i = 0; m->slots && i <= m->mask; i++) {
     if (!m->slots[i].addr)
@@ -19,7 +24,8 @@ int mr__livemap_rehash(mr__livemap *m, size_t cap) {
       j = (j + 1) & mask;
     slots[j] = m->slots[i];
   }
-  free(m->slots);
+  if (m->slots)
+    free(((void **)m->slots)[-1]);
   m->slots = slots;
   m->mask = mask;
   m->limit = cap / 2;
@@ -47,7 +53,8 @@ const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const mr__blk *b)
 }
 
 void mr__livemap_destroy(mr__livemap *m) {
-  free(m->slots);
+  if (m->slots)
+    free(((void **)m->slots)[-1]);
   m->slots = NULL;
   m->count = 0;
   m->mask = 0;
