@@ -475,8 +475,11 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   if (MR_UNLIKELY(!ps))
     return no_stream_state(p);
   mr__bias_lock(&ps->lock);
-  if (ps->hot) /* before the probe: filing it may move slots */
+  if (ps->hot) { /* before the probe: filing it may move slots */
+    /* the probe's line is likely out of cache: start loading it while the hot block is filed */
+    __builtin_prefetch(&ps->lives.slots[mr__livemap_slot((uintptr_t)ptr, ps->lives.mask)], 1);
     mr__hot_file(p, ps);
+  }
   size_t i = mr__livemap_find(&ps->lives, (uintptr_t)ptr);
   if (MR_UNLIKELY(i == SIZE_MAX)) {
     mr__bias_unlock(&ps->lock);
