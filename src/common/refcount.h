@@ -15,9 +15,10 @@
 #include <stdbool.h>
 
 typedef struct mr__rc {
-  atomic_long local;           /* written by the owner only */
-  atomic_long shared;          /* every other thread */
-  _Atomic(const void *) owner; /* NULL: no owner, everyone counts in shared */
+  atomic_long local;  /* written by the owner only */
+  atomic_long shared; /* every other thread */
+  const void *owner;  /* NULL: no owner, everyone counts in shared. Set by mr__rc_init and never
+                       * changed: every thread that reaches the object reads it plainly */
   atomic_int dead;
 } mr__rc;
 
@@ -26,19 +27,19 @@ static inline void mr__rc_init(mr__rc *r) {
   const void *owner = MR__BIAS_FAST && mr__bias_available() ? mr__bias_self() : NULL;
   atomic_init(&r->local, owner ? 1 : 0);
   atomic_init(&r->shared, owner ? 0 : 1);
-  atomic_init(&r->owner, owner);
+  r->owner = owner;
   atomic_init(&r->dead, 0);
 }
 
 /* Whether the thread with token `self` owns r's count. */
 static inline __attribute__((always_inline)) bool mr__rc_owned_by(mr__rc *r, const void *self) {
-  return atomic_load_explicit(&r->owner, memory_order_relaxed) == self;
+  return r->owner == self;
 }
 
 /* The operations with this thread's token (mr__bias_self()) passed in: a caller that counts
  * several objects reads it once. */
 static inline __attribute__((always_inline)) void mr__rc_retain_as(mr__rc *r, const void *self) {
-  if (mr__rc_owned_by(r, self)) {
+  if (__builtin_expect(mr__rc_owned_by(r, self), 1)) {
     long l = atomic_load_explicit(&r->local, memory_order_relaxed);
     atomic_store_explicit(&r->local, l + 1, memory_order_relaxed);
   } else {
@@ -66,7 +67,7 @@ static inline __attribute__((always_inline)) bool mr__rc_release_owned(mr__rc *r
 
 /* True when the caller dropped the last reference and must destroy the object. */
 static inline __attribute__((always_inline)) bool mr__rc_release_as(mr__rc *r, const void *self) {
-  const void *owner = atomic_load_explicit(&r->owner, memory_order_relaxed);
+  const void *owner = r->owner;
   if (__builtin_expect(owner != self, 0))
     return mr__rc_release_other(r, owner);
   return mr__rc_release_owned(r) && mr__rc_claim(r);
