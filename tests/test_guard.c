@@ -196,6 +196,38 @@ Test(guard, entries_replaced_under_a_guard_are_not_its_own) {
   cr_expect_eq(mr_context_depth(), 0);
 }
 
+Test(guard, a_topmost_entry_replaced_under_a_guard_is_not_its_own) {
+  /* Only the guard's topmost entry is replaced, by a single push or by another guard's entry: the
+   * entries below are still the guard's, the top is not. */
+  mr_guard g, h;
+  mr_guard_item it[] = {mr_guard_stream(s1), mr_guard_alloc(h1), mr_guard_none(NULL)};
+  cr_assert_eq(mr_guard_push(&g, it, 3), MR_OK);
+  cr_assert_eq(mr_context_pop(), MR_OK);
+  cr_assert_eq(mr_context_push_stream(NULL), MR_OK);
+  cr_expect_eq(mr_guard_pop(&g), MR_ERR_GUARD_ORDER);
+  cr_assert_eq(mr_context_pop(), MR_OK);
+  mr_guard_item one[] = {mr_guard_alloc(p1)};
+  cr_assert_eq(mr_guard_push(&h, one, 1), MR_OK);
+  cr_expect_eq(mr_context_depth(), 3);
+  cr_expect_eq(mr_guard_pop(&g), MR_ERR_GUARD_ORDER);
+  cr_expect_eq(mr_context_pinned_alloc(), p1);
+  cr_expect_eq(mr_guard_pop(&h), MR_OK);
+  cr_assert_eq(mr_context_pop(), MR_OK);
+  cr_assert_eq(mr_context_pop(), MR_OK);
+  expect_snapshot(snap(), 0, 0, 1, 0, 0, NULL, mr_host_default(), NULL, NULL);
+}
+
+Test(guard, guards_of_only_empty_entries_nest_and_check_their_order) {
+  mr_guard a, b;
+  mr_guard_item none2[] = {mr_guard_none(NULL), mr_guard_stream(NULL)};
+  cr_assert_eq(mr_guard_push(&a, none2, 2), MR_OK);
+  cr_assert_eq(mr_guard_push(&b, none2, 1), MR_OK);
+  cr_expect_eq(mr_guard_pop(&a), MR_ERR_GUARD_ORDER);
+  cr_expect_eq(mr_guard_pop(&b), MR_OK);
+  cr_expect_eq(mr_guard_pop(&a), MR_OK);
+  expect_snapshot(snap(), 0, 0, 1, 0, 0, NULL, mr_host_default(), NULL, NULL);
+}
+
 typedef struct cross_arg {
   mr_guard *g;
   mr_status st;

@@ -50,7 +50,7 @@ typedef struct mr_guard {
   size_t count; /* entries it pushed */
   int active;   /* 1 between push and pop */
   mr_status status;
-  uint64_t tag; /* marks its mask entries: a pop checks the entries on top are its own */
+  uint64_t tag; /* marks its topmost mask entry: a pop checks the entries on top are its own */
 } mr_guard;
 
 /* Push `n` items (one mask entry each; NULL items push nothing but still add an entry). On

@@ -4,10 +4,11 @@
  * Each thread has one `ctx` in thread-local storage: four growable stacks (one per allocator kind,
  * one of streams), each a pointer to its top item over a NULL sentinel (an accessor is one load;
  * an empty stack reads NULL), and the mask, one 64-bit entry per push: the low bits name the stack
- * pushed to (or none, for a NULL push), the high bits carry the tag of the guard that pushed it (0
- * for a single push). A pop reads the top mask entry and undoes exactly that. The arrays grow by
- * doubling and never shrink, so after warm-up pushes and pops touch no lock and no malloc.
- * At thread exit a pthread key destructor releases whatever is still pushed.
+ * pushed to (or none, for a NULL push, marked BORROWED as it holds nothing), the high bits of a
+ * guard's topmost entry carry the guard's tag (0 in every other entry). A pop reads the top mask
+ * entry and undoes exactly that. The arrays grow by doubling and never shrink, so after warm-up
+ * pushes and pops touch no lock and no malloc. At thread exit a pthread key destructor releases
+ * whatever is still pushed.
  *
  * References: every entry keeps its object alive until it is popped. Pushing the object that is
  * already on top of the same stack takes no new reference (the entry is marked BORROWED): the
@@ -95,7 +96,9 @@ ctx *mr__ctx_init(void) {
   c->live = 1;
   for (int slot = 0; slot < SLOT_COUNT; slot++)
     c->top[slot] = mr__ctx_none;
-  c->next_tag = (atomic_fetch_add_explicit(&g_tag_ranges, 1, memory_order_relaxed) << 32) + 1;
+  /* Shifted as the mask keeps it: the first tag is range * 2^32 + 1 (never 0). */
+  c->last_tag = atomic_fetch_add_explicit(&g_tag_ranges, 1, memory_order_relaxed)
+                << (32 + TAG_SHIFT);
   if (g_key_ok)
     pthread_setspecific(g_key, c);
   /* Best effort: without memory for the first arrays the thread starts with empty stacks (and
@@ -219,7 +222,7 @@ static mr_status push_one(int slot, void *p, const char *who) {
   ctx *c = ctx_get();
   if (MR_UNLIKELY(c->depth >= c->mask_cap) && !mr__ctx_reserve(c, 1))
     return mr__ctx_no_memory(who, c->depth);
-  push_raw(c, slot, p, 0);
+  push_raw(c, slot, p);
   return MR_OK;
 }
 

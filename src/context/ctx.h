@@ -22,10 +22,11 @@ enum {
   SLOT_MASK = 7,
   BORROWED = 8, /* the entry holds no reference of its own */
   TAG_SHIFT = 4,
+  TAG_LOW = (1 << TAG_SHIFT) - 1,    /* the bits under the tag */
+  ENTRY_NONE = SLOT_NONE | BORROWED, /* an entry that pushed nothing (and holds nothing) */
 };
 
 #define INITIAL_CAP 16
-#define TAG_LIMIT (UINT64_MAX >> TAG_SHIFT)
 
 /* A stack is a pointer to its top item. items[s][0] is a NULL sentinel, so an empty stack's top
  * reads NULL and a push compares with the top without testing for empty; a stack with no memory
@@ -36,7 +37,7 @@ typedef struct ctx {
   size_t cap[SLOT_COUNT]; /* slots of items[s], the sentinel included */
   uint64_t *mask;
   size_t depth, mask_cap;
-  uint64_t next_tag;
+  uint64_t last_tag; /* the last guard's tag (shifted by TAG_SHIFT): the next is one more */
   int live;
 } ctx;
 
@@ -95,10 +96,10 @@ static inline uint64_t stack_push(ctx *c, size_t slot, void *p, uint64_t e, cons
 }
 
 /* Capacity is there: push one entry. */
-static inline void push_raw(ctx *c, int slot, void *p, uint64_t tag) {
-  uint64_t e = (tag << TAG_SHIFT) | (uint64_t)slot;
+static inline void push_raw(ctx *c, int slot, void *p) {
+  uint64_t e = ENTRY_NONE;
   if (slot != SLOT_NONE)
-    e = stack_push(c, (size_t)slot, p, e, mr__bias_self());
+    e = stack_push(c, (size_t)slot, p, (uint64_t)slot, mr__bias_self());
   c->mask[c->depth++] = e;
 }
 

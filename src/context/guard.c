@@ -11,81 +11,107 @@ static inline void set_failed(mr_guard *g, mr_status st) { *g = (mr_guard){.stat
 
 /* ---- push ------------------------------------------------------------------------------------ */
 
-/* Item i of a push from depth b is bad: undo items 0..i-1 (mask entries b..b+i-1). */
-static __attribute__((noinline)) mr_status bad_item(mr_guard *g, ctx *c, size_t b,
-                                                    const mr_guard_item *items, size_t i) {
+/* The item at `it` of a push is bad: undo the items before it (mask entries depth..m-1, the depth
+ * not yet moved), report its index, and fail the guard. */
+static __attribute__((noinline)) mr_status bad_item(mr_guard *g, const mr_guard_item *it,
+                                                    const uint64_t *m) {
+  ctx *c = &mr__tl_ctx;
+  const size_t b = c->depth, i = (size_t)(m - (c->mask + b));
   c->depth = b + i;
   while (c->depth > b)
     pop_raw(c);
   mr_status st =
       mr__error(MR_ERR_INVALID_ARG,
                 "mr_guard_push: item %zu has a bad type %d (or an allocator of a bad kind)", i,
-                (int)items[i].type);
+                (int)it->type);
   set_failed(g, st);
   return st;
 }
 
-/* Push `n` items, one mask entry each, all tagged with a fresh tag of this thread, and write the
- * active guard to *g. The context is live and has room for n entries (room in the mask is room in
- * every stack, see mr__ctx_reserve), so the loop cannot fail half-way for lack of memory. All or
+/* A fresh tag of this thread, shifted as the mask keeps it: tags wrap to 1 when they would pass
+ * the mask's bits (never 0). */
+static inline uint64_t new_tag(ctx *c) {
+  uint64_t te = c->last_tag + ((uint64_t)1 << TAG_SHIFT);
+  if (MR_UNLIKELY(te == 0)) {
+    te = (uint64_t)1 << TAG_SHIFT;
+    __asm__("" : "+r"(te)); /* a branch never taken, not a conditional move on every push */
+  }
+  c->last_tag = te;
+  return te;
+}
+
+/* Push `n` >= 1 items, one mask entry each, and write the active guard to *g. The last entry
+ * carries a fresh tag of this thread (the others carry none: a pop checks only its topmost entry,
+ * see pop). The context is live and has room for n entries (room in the mask is room in every
+ * stack, see mr__ctx_reserve), so the loop cannot fail half-way for lack of memory. All or
  * nothing: on a bad item (MR_ERR_INVALID_ARG) nothing stays pushed. */
 static inline __attribute__((always_inline)) mr_status
 push_body(mr_guard *g, ctx *c, const mr_guard_item *items, size_t n) {
   const size_t b = c->depth;
-  uint64_t t = c->next_tag++;
-  if (MR_UNLIKELY(t > TAG_LIMIT)) { /* tags start at 1 and never pass this: never 0 */
-    t = 1;
-    c->next_tag = 2;
-  }
-  /* Item i is mask entry b + i. A local: stores to the mask (uint64_t) could alias c->depth
-   * (size_t). */
+  /* A local: stores to the mask (uint64_t) could alias c->depth (size_t). */
   uint64_t *m = c->mask + b;
-  const uint64_t te = t << TAG_SHIFT;
   const void *self = mr__bias_self();
   __asm__("" : "+r"(self)); /* kept in a register: without this it is recomputed per item */
-  for (size_t i = 0; i < n; i++) {
-    void *p = items[i].ptr;
-    const mr_guard_item_type type = items[i].type;
+  const mr_guard_item *it = items;
+  uint64_t *const m_end = m + n;
+  do {
+    void *p = it->ptr;
+    const mr_guard_item_type type = it->type;
     size_t slot;
     if (MR_LIKELY(p != NULL)) {
       if (type == MR_GUARD_ITEM_ALLOC) {
         slot = (unsigned)((const mr_allocator *)p)->device.kind;
         if (MR_UNLIKELY(slot >= MR_KIND_COUNT_))
-          return bad_item(g, c, b, items, i);
+          return bad_item(g, it, m);
       } else if (MR_LIKELY(type == MR_GUARD_ITEM_STREAM)) {
         slot = SLOT_STREAM;
       } else if (type == MR_GUARD_ITEM_NONE) {
-        m[i] = te | SLOT_NONE;
+        *m = ENTRY_NONE;
         continue;
       } else {
-        return bad_item(g, c, b, items, i);
+        return bad_item(g, it, m);
       }
     } else if ((unsigned)type <= MR_GUARD_ITEM_ALLOC) {
-      m[i] = te | SLOT_NONE;
+      *m = ENTRY_NONE;
       continue;
     } else {
-      return bad_item(g, c, b, items, i);
+      return bad_item(g, it, m);
     }
-    m[i] = stack_push(c, slot, p, te | slot, self);
-  }
-  c->depth = b + n;
-  /* built whole: a guard written field by field and then read stalls on store forwarding */
-  *g = (mr_guard){.base = b, .count = n, .active = 1, .status = MR_OK, .tag = t};
+    /* As stack_push, the reference taken last: fewer values live at once. */
+    void **top = c->top[slot];
+    const uint64_t e = *top == p ? slot | BORROWED : slot;
+    top[1] = p;
+    c->top[slot] = top + 1;
+    *m = e;
+    if (!(e & BORROWED))
+      mr__rc_retain_as((mr__rc *)p, self);
+  } while (it++, ++m != m_end);
+  /* The depth read again rather than kept in a register over the loop (stores to the mask could
+   * alias it: a load, which does not wait on the loop), and the tag taken now. */
+  const size_t base = c->depth;
+  const uint64_t te = new_tag(c);
+  m[-1] |= te;
+  c->depth = base + n;
+  *g = (mr_guard){.base = base, .count = n, .active = 1, .status = MR_OK, .tag = te};
   return MR_OK;
 }
 
 /* The push when the fast path's checks did not hold: starts the context, checks the items and
- * grows the stacks, then pushes. */
+ * grows the stacks, then pushes. An empty guard (n = 0) comes here too: it pushes nothing. */
 static __attribute__((noinline)) mr_status push_slow(mr_guard *g, const mr_guard_item *items,
                                                      size_t n) {
   ctx *c = ctx_get();
   mr_status st;
-  if (!items && n)
+  if (!items && n) {
     st = mr__error(MR_ERR_INVALID_ARG, "mr_guard_push: items is NULL with n = %zu", n);
-  else if (n > c->mask_cap - c->depth && !mr__ctx_reserve(c, n))
+  } else if (n == 0) {
+    *g = (mr_guard){.base = c->depth, .count = 0, .active = 1, .status = MR_OK, .tag = new_tag(c)};
+    return MR_OK;
+  } else if (n > c->mask_cap - c->depth && !mr__ctx_reserve(c, n)) {
     st = mr__ctx_no_memory("mr_guard_push", c->depth);
-  else
+  } else {
     return push_body(g, c, items, n);
+  }
   set_failed(g, st);
   return st;
 }
@@ -94,7 +120,7 @@ static inline __attribute__((always_inline)) mr_status push(mr_guard *g, const m
                                                             size_t n) {
   ctx *c = &mr__tl_ctx;
   /* A context not started yet (or torn down at thread exit) has no room: mask_cap is 0. */
-  if (MR_UNLIKELY(!items || n >= c->mask_cap - c->depth))
+  if (MR_UNLIKELY(!items || n == 0 || n >= c->mask_cap - c->depth))
     return push_slow(g, items, n);
   return push_body(g, c, items, n);
 }
@@ -114,8 +140,9 @@ static __attribute__((noinline)) mr_status order_error(mr_guard *g, size_t depth
 }
 
 /* The rest of a pop, one entry at a time: mask entries base..i-1 are left. The depth is right
- * before each release, which may destroy an object whose destroy may use the context. */
-static __attribute__((noinline)) mr_status pop_rest(mr_guard *g, ctx *c, size_t i) {
+ * before each release, which may destroy an object whose destroy may use the context (and grow
+ * it: the mask may move, so this goes by index). */
+static inline mr_status pop_rest_from(mr_guard *g, ctx *c, size_t i) {
   c->depth = i;
   while (c->depth > g->base)
     pop_raw(c);
@@ -123,47 +150,65 @@ static __attribute__((noinline)) mr_status pop_rest(mr_guard *g, ctx *c, size_t 
   return MR_OK;
 }
 
-/* The fast loop dropped the last reference of entry i's object (its count is done, its item still
- * on top of stack `slot`): pop the item, destroy the object if this thread is the one to, and go
- * on with the rest. */
-static __attribute__((noinline)) mr_status pop_last_ref(mr_guard *g, ctx *c, size_t i, int slot) {
+/* The fast loop met an object another thread owns: the mask entries below `end` are left. */
+static __attribute__((noinline)) mr_status pop_rest(mr_guard *g, const uint64_t *end) {
+  ctx *c = &mr__tl_ctx;
+  return pop_rest_from(g, c, (size_t)(end - c->mask));
+}
+
+/* The fast loop dropped the last reference of the object of the entry at `at` (its count is done,
+ * its item still on top of stack `slot`): pop the item, destroy the object if this thread is the
+ * one to, and go on with the rest. */
+static __attribute__((noinline)) mr_status pop_last_ref(mr_guard *g, const uint64_t *at,
+                                                        size_t slot) {
+  ctx *c = &mr__tl_ctx;
+  const size_t i = (size_t)(at - c->mask); /* before the destroy, which may move the mask */
   void *p = *c->top[slot]--;
   c->depth = i;
   if (mr__rc_claim((mr__rc *)p))
-    destroy_slot(slot, p);
-  return pop_rest(g, c, i);
+    destroy_slot((int)slot, p);
+  return pop_rest_from(g, c, i);
 }
 
-/* Pop the guard's entries, which must sit exactly on top of its base depth with its tag. If the
- * top of this thread's mask is anything else: MR_ERR_GUARD_ORDER, with nothing popped. */
+/* Pop the guard's entries, which must sit exactly on top of its base depth, the topmost with its
+ * tag. If the top of this thread's mask is anything else: MR_ERR_GUARD_ORDER, with nothing popped.
+ */
 static inline __attribute__((always_inline)) mr_status pop(mr_guard *g) {
   if (!g->active)
     return MR_OK;
   ctx *c = &mr__tl_ctx; /* not live (another thread's guard): depth 0, so only n = 0 passes */
   const size_t base = g->base, n = g->count, d = c->depth;
   const uint64_t *mask = c->mask;
-  /* The guard's entries are on top, and the topmost is its own: tags are unique to a push and
-   * an entry never moves, so the ones below it are the guard's too. */
-  if (MR_UNLIKELY(d < base || d - base != n || (n && (mask[d - 1] >> TAG_SHIFT) != g->tag)))
+  /* The guard's entries are on top: its count above its base (a push leaves base + n far below
+   * SIZE_MAX, so no depth below the base passes), and the topmost is its own: tags are unique to a
+   * push and an entry never moves, so the ones below it are the guard's too. Only a guard's topmost
+   * entry carries its tag, in the high bits, shifted as the guard keeps it. */
+  if (MR_UNLIKELY(base + n != d))
     return order_error(g, d);
-  const void *self = mr__bias_self();
-  __asm__("" : "+r"(self)); /* as in push_body */
-  for (const uint64_t *at = mask + d, *stop = mask + base; at != stop;) {
-    uint64_t e = *--at;
-    size_t slot = e & SLOT_MASK;
-    if (slot == SLOT_NONE)
-      continue;
-    void **top = c->top[slot];
-    if (!(e & BORROWED)) { /* a borrowed entry holds no reference: nothing to read */
+  if (MR_LIKELY(n != 0)) {
+    const uint64_t *at = mask + d, *const stop = mask + base;
+    if (MR_UNLIKELY((at[-1] & ~(uint64_t)TAG_LOW) != g->tag))
+      return order_error(g, d);
+    const void *self = mr__bias_self();
+    __asm__("" : "+r"(self)); /* as in push_body */
+    do {
+      const uint64_t e = at[-1];
+      const size_t slot = e & SLOT_MASK;
+      if (e & BORROWED) { /* no reference of its own (nor an item, for an empty entry) */
+        if (slot != SLOT_NONE)
+          c->top[slot]--;
+        continue;
+      }
+      void **top = c->top[slot];
       mr__rc *r = (mr__rc *)*top;
       if (MR_UNLIKELY(!mr__rc_owned_by(r, self)))
-        return pop_rest(g, c, (size_t)(at - mask) + 1);
+        return pop_rest(g, at);
       if (MR_UNLIKELY(mr__rc_release_owned(r))) /* the last reference: pop_last_ref claims it */
-        return pop_last_ref(g, c, (size_t)(at - mask), (int)slot);
-    }
-    c->top[slot] = top - 1;
+        return pop_last_ref(g, at - 1, slot);
+      c->top[slot] = top - 1;
+    } while (--at != stop);
   }
-  c->depth = base;
+  c->depth = g->base;
   g->active = 0;
   return MR_OK;
 }
