@@ -140,7 +140,7 @@ static void activate(mr__pool *p, mr__pstream *ps) {
 /* ---- alloc and free -------------------------------------------------------------------------- */
 
 /* A bin that is full gets twice the room; without host memory for it, 0. */
-static __attribute__((noinline)) int bin_grow(mr__cbin *bn) {
+static int bin_grow(mr__cbin *bn) {
   uint32_t cap = bn->cap ? 2 * bn->cap : 8;
   if (cap < bn->cap)
     return 0;
@@ -152,23 +152,39 @@ static __attribute__((noinline)) int bin_grow(mr__cbin *bn) {
   return 1;
 }
 
+static inline __attribute__((always_inline)) int
+entry_push(mr__pool *p, mr__pstream *ps, unsigned cls, uintptr_t addr, size_t bsize, mr__blk *b) {
+  mr__cbin *bn = &ps->bins[cls];
+  bn->v[bn->n++] = (mr__centry){addr, bsize, b};
+  ps->bin_map[cls / 64] |= 1ull << (cls % 64);
+  ps->cache_bytes += bsize;
+  ps->cache_blocks++;
+  return ps->cache_bytes > p->cache_cap;
+}
+
+/* cache_push with a full bin (out of line, so that the push itself calls nothing). */
+static __attribute__((noinline)) int cache_push_grow(mr__pool *p, mr__pstream *ps, unsigned cls,
+                                                     uintptr_t addr, size_t bsize, mr__blk *b) {
+  if (!bin_grow(&ps->bins[cls])) { /* no host memory: the spill list */
+    b->free_next = ps->spill;
+    ps->spill = b;
+    ps->cache_bytes += bsize;
+    ps->cache_blocks++;
+    return 1;
+  }
+  return entry_push(p, ps, cls, addr, bsize, b);
+}
+
 /* Files block b (at addr, `bsize` bytes; out of every list) in ps's front cache, under ps->lock,
  * without touching its record unless its bin cannot grow (then it waits on the spill list for
  * the next eviction). Returns 1 if the cache went over its budget. */
 static inline __attribute__((always_inline)) int
 cache_push(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
   unsigned cls = mr__tlsf_class(bsize);
-  mr__cbin *bn = &ps->bins[cls];
-  ps->cache_bytes += bsize;
-  ps->cache_blocks++;
-  if (MR_UNLIKELY(bn->n == bn->cap) && !bin_grow(bn)) {
-    b->free_next = ps->spill;
-    ps->spill = b;
-    return 1;
-  }
-  bn->v[bn->n++] = (mr__centry){addr, bsize, b};
-  ps->bin_map[cls / 64] |= 1ull << (cls % 64);
-  return ps->cache_bytes > p->cache_cap;
+  const mr__cbin *bn = &ps->bins[cls];
+  if (MR_UNLIKELY(bn->n == bn->cap))
+    return cache_push_grow(p, ps, cls, addr, bsize, b);
+  return entry_push(p, ps, cls, addr, bsize, b);
 }
 
 /* Takes the top entry of ps's bin `cls` (not empty) out of the front cache, under ps->lock. */
@@ -209,14 +225,13 @@ void mr__cache_destroy(mr__pstream *ps) {
   }
 }
 
-void mr__hot_file(mr__pool *p, mr__pstream *ps) {
+int mr__hot_file(mr__pool *p, mr__pstream *ps) {
   mr__blk *b = ps->hot;
   if (!b)
-    return;
+    return 0;
   ps->hot = NULL;
-  uintptr_t addr = ps->lives.slots[ps->hot_slot].addr;
   mr__livemap_remove_at(&ps->lives, ps->hot_slot);
-  (void)cache_push(p, ps, addr, ps->hot_size, b); /* over budget: the free evicts */
+  return cache_push(p, ps, ps->hot_addr, ps->hot_size, b);
 }
 
 /* Tracks block b (at addr, `bsize` bytes) as live on ps for `size` bytes. The hot block's slot
@@ -300,10 +315,9 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   size_t hs = ps->hot_size;
   /* the hot block, if at most an eighth of it would go unused: no class, no bin, no hash */
   if (b && rsize <= hs && hs - rsize <= hs / 8) {
-    mr__live_slot *sl = &ps->lives.slots[ps->hot_slot];
     ps->hot = NULL;
-    sl->requested = size;
-    return handed_out(p, ps, sl->addr, hs, size, out);
+    ps->lives.slots[ps->hot_slot].requested = size;
+    return handed_out(p, ps, ps->hot_addr, hs, size, out);
   }
   unsigned cls = mr__tlsf_class(rsize);
   const mr__cbin *bn = &ps->bins[cls];
@@ -478,12 +492,17 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   if (MR_UNLIKELY(!ps))
     return no_stream_state(p);
   mr__bias_lock(&ps->lock);
+  int over = 0; /* filing the last hot block left the cache over its budget */
+  size_t i;
   if (ps->hot) { /* before the probe: filing it may move slots */
     /* the probe's line is likely out of cache: start loading it while the hot block is filed */
-    __builtin_prefetch(&ps->lives.slots[mr__livemap_slot((uintptr_t)ptr, ps->lives.mask)], 1);
-    mr__hot_file(p, ps);
+    size_t h = mr__livemap_slot((uintptr_t)ptr, ps->lives.mask);
+    __builtin_prefetch(&ps->lives.slots[h], 1);
+    over = mr__hot_file(p, ps);
+    i = mr__livemap_find_from(&ps->lives, (uintptr_t)ptr, h);
+  } else {
+    i = mr__livemap_find(&ps->lives, (uintptr_t)ptr);
   }
-  size_t i = mr__livemap_find(&ps->lives, (uintptr_t)ptr);
   if (MR_UNLIKELY(i == SIZE_MAX)) {
     mr__bias_unlock(&ps->lock);
     return free_slow(p, ps, ptr, size, MR_ERR_UNKNOWN_POINTER, 0);
@@ -498,14 +517,17 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   size_t bsize = sl->size;
   if (MR_UNLIKELY(bsize > p->cache_cap)) { /* larger than the whole front cache: the core */
     mr__livemap_remove_at(&ps->lives, i);
-    return file_freed(p, ps, (uintptr_t)ptr, b, size, bsize);
+    (void)file_freed(p, ps, (uintptr_t)ptr, b, size, bsize);
+    if (over)
+      evict(p, ps);
+    return MR_OK;
   }
   sl->requested = 0;
   ps->hot = b;
+  ps->hot_addr = (uintptr_t)ptr;
   ps->hot_slot = i;
   ps->hot_size = bsize;
   count_free(p, ps, size, bsize);
-  int over = ps->cache_bytes > p->cache_cap; /* filing the last hot block, or an earlier filing */
   mr__bias_unlock(&ps->lock);
   if (MR_UNLIKELY(over))
     evict(p, ps);

@@ -130,6 +130,16 @@ static inline void mr__livemap_remove_at(struct mr__livemap *m, size_t i) {
   m->count--;
 }
 
+/* The slot of addr, or SIZE_MAX, probing from slot i (mr__livemap_slot(addr)) of a map that has
+ * a table. */
+static inline size_t mr__livemap_find_from(const struct mr__livemap *m, uintptr_t addr, size_t i) {
+  size_t mask = m->mask;
+  uintptr_t a;
+  while ((a = m->slots[i].addr) && a != addr)
+    i = (i + 1) & mask;
+  return a ? i : SIZE_MAX;
+}
+
 /* The slot of addr, or SIZE_MAX. */
 static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t addr) {
   if (MR_UNLIKELY(!m->count || !addr))
@@ -218,6 +228,7 @@ typedef struct mr__pstream {
    * insert; filed in the front cache (mr__hot_file) before anything else reads the map or the
    * bins. NULL: none. */
   mr__blk *hot;
+  uintptr_t hot_addr;
   size_t hot_slot, hot_size;
   int64_t in_use, requested;                 /* net bytes allocated minus freed on this stream */
   int64_t pending_in_use, pending_requested; /* not yet added to the pool-wide counters */
@@ -308,8 +319,9 @@ void mr__core_destroy(mr__pool *p);
 mr_status mr__core_validate(mr__pool *p);
 size_t mr__core_largest_free(mr__pool *p);
 
-/* caching.c: files ps's hot block in its front cache (ps->lock held). */
-void mr__hot_file(mr__pool *p, mr__pstream *ps);
+/* caching.c: files ps's hot block in its front cache (ps->lock held); 1 if that left the cache
+ * over its budget. */
+int mr__hot_file(mr__pool *p, mr__pstream *ps);
 /* caching.c: empties ps's front cache into a list of its blocks through free_next (ps->lock
  * held; writes their records). */
 mr__blk *mr__cache_take_all(mr__pstream *ps);
