@@ -86,6 +86,15 @@ static void free_ok(mr_allocator *pool, void *p, size_t size, mr_stream *s) {
 }
 
 /* Copy n bytes of device memory back and check every byte is v. */
+/* The end of a test on one stream: its work done, the pool consistent, everything released. */
+static void finish_one_stream(mr_allocator *pool, mr_stream *a, mr_allocator *up) {
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_allocator_release(up);
+}
+
 static int device_bytes_are(const void *dev, int v, size_t n) {
   unsigned char *h = malloc(n);
   cr_assert_not_null(h);
@@ -436,11 +445,7 @@ Test(cuda_pool, other_kinds_room_before_growing) {
   free_ok(pool, fill, 2 * MiB - 132 * KiB, a);
   free_ok(pool, s1, 4 * KiB, a);
   free_ok(pool, l, 128 * KiB, a);
-  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
-  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_allocator_release(up);
+  finish_one_stream(pool, a, up);
 }
 
 /* The hot block over device memory (test_pool_hot covers it over host memory): the last block
@@ -503,11 +508,7 @@ Test(cuda_pool, front_cache_budget) {
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   cr_expect(device_bytes_are(big, 0x5a, 1 * MiB));
   free_ok(pool, big, 1 * MiB, a);
-  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
-  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_allocator_release(up);
+  finish_one_stream(pool, a, up);
 }
 
 /* Pool-wide peaks with the default statistics slack over device memory (test_pool_peaks covers
