@@ -198,9 +198,19 @@ static inline __attribute__((always_inline)) mr__centry bin_pop(mr__pstream *ps,
   return e;
 }
 
-mr__blk *mr__cache_take_all(mr__pstream *ps) {
+/* Takes the spill list out of ps's front cache, under ps->lock. */
+static mr__blk *take_spill(mr__pstream *ps) {
   mr__blk *list = ps->spill;
   ps->spill = NULL;
+  for (mr__blk *b = list; b; b = b->free_next) {
+    ps->cache_bytes -= b->size; /* a spilled block is the stream's: the core alone changes it */
+    ps->cache_blocks--;
+  }
+  return list;
+}
+
+mr__blk *mr__cache_take_all(mr__pstream *ps) {
+  mr__blk *list = take_spill(ps);
   for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
     while (ps->bin_map[w]) {
       unsigned cls = w * 64 + (unsigned)__builtin_ctzll(ps->bin_map[w]);
@@ -389,12 +399,7 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, s
 static __attribute__((noinline)) void evict(mr__pool *p, mr__pstream *ps) {
   size_t target = p->cache_cap / 2;
   mr__bias_lock(&ps->lock);
-  mr__blk *list = ps->spill;
-  ps->spill = NULL;
-  for (mr__blk *b = list; b; b = b->free_next) {
-    ps->cache_bytes -= b->size; /* a spilled block is the stream's: the core alone changes it */
-    ps->cache_blocks--;
-  }
+  mr__blk *list = take_spill(ps);
   for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
     while (ps->bin_map[w] && ps->cache_bytes > target) {
       unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);

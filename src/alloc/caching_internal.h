@@ -144,11 +144,7 @@ static inline size_t mr__livemap_find_from(const struct mr__livemap *m, uintptr_
 static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t addr) {
   if (MR_UNLIKELY(!m->count || !addr))
     return SIZE_MAX;
-  size_t mask = m->mask, i = mr__livemap_slot(addr, mask);
-  uintptr_t a;
-  while ((a = m->slots[i].addr) && a != addr)
-    i = (i + 1) & mask;
-  return a ? i : SIZE_MAX;
+  return mr__livemap_find_from(m, addr, mr__livemap_slot(addr, m->mask));
 }
 
 /* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in

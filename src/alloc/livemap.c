@@ -6,6 +6,12 @@
 
 #include <stdlib.h>
 
+/* Frees a slot table of mr__livemap_rehash (what calloc returned is stored just before it). */
+static void table_free(mr__live_slot *slots) {
+  if (slots)
+    free(((void **)slots)[-1]);
+}
+
 int mr__livemap_rehash(mr__livemap *m, size_t cap) {
   /* aligned to a cache line, so that no slot straddles two: a probe is one miss, not two */
   if (cap > SIZE_MAX / sizeof(mr__live_slot))
@@ -24,8 +30,7 @@ int mr__livemap_rehash(mr__livemap *m, size_t cap) {
       j = (j + 1) & mask;
     slots[j] = m->slots[i];
   }
-  if (m->slots)
-    free(((void **)m->slots)[-1]);
+  table_free(m->slots);
   m->slots = slots;
   m->mask = mask;
   m->limit = cap / 2;
@@ -53,8 +58,7 @@ const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const mr__blk *b)
 }
 
 void mr__livemap_destroy(mr__livemap *m) {
-  if (m->slots)
-    free(((void **)m->slots)[-1]);
+  table_free(m->slots);
   m->slots = NULL;
   m->count = 0;
   m->mask = 0;
