@@ -83,15 +83,17 @@ static inline void release_slot(int slot, void *p) {
 }
 
 /* Capacity is there: puts p on stack `slot`, retaining it unless it is already on top. Returns
- * the mask entry e to record, marked BORROWED in that case. */
-static inline uint64_t stack_push(ctx *c, size_t slot, void *p, uint64_t e, const void *self) {
+ * the mask entry e to record, marked BORROWED in that case. The reference is taken last: fewer
+ * values live at once in a guard's push loop. */
+static inline __attribute__((always_inline)) uint64_t stack_push(ctx *c, size_t slot, void *p,
+                                                                 uint64_t e, const void *self) {
   void **top = c->top[slot];
   if (*top == p) /* the sentinel below an empty stack is NULL */
     e |= BORROWED;
-  else
+  top[1] = p;
+  c->top[slot] = top + 1;
+  if (!(e & BORROWED))
     mr__rc_retain_as((mr__rc *)p, self);
-  *++top = p;
-  c->top[slot] = top;
   return e;
 }
 

@@ -77,14 +77,7 @@ push_body(mr_guard *g, ctx *c, const mr_guard_item *items, size_t n) {
     } else {
       return bad_item(g, it, m);
     }
-    /* As stack_push, the reference taken last: fewer values live at once. */
-    void **top = c->top[slot];
-    const uint64_t e = *top == p ? slot | BORROWED : slot;
-    top[1] = p;
-    c->top[slot] = top + 1;
-    *m = e;
-    if (!(e & BORROWED))
-      mr__rc_retain_as((mr__rc *)p, self);
+    *m = stack_push(c, slot, p, slot, self);
   } while (it++, ++m != m_end);
   /* The depth read again rather than kept in a register over the loop (stores to the mask could
    * alias it: a load, which does not wait on the loop), and the tag taken now. */
