@@ -488,11 +488,8 @@ Test(cuda_pool, front_cache_budget) {
   mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
   mr_stream *a = new_stream();
   void *p[32];
-  for (int i = 0; i < 32; i++) {
-    p[i] = alloc_ok(pool, 64 * KiB, a);
-    if (i)
-      cr_assert_eq((char *)p[i], (char *)p[i - 1] + 64 * KiB, "blocks not carved in order");
-  }
+  cr_assert(pool_alloc_in_order(pool, a, p, 32, 64 * KiB), "32 x 64 KiB not carved in order: %s",
+            mr_last_error());
   cr_assert_eq(pool_stats(pool).bytes_reserved, 2 * MiB);
   for (int i = 0; i < 32; i++)
     free_ok(pool, p[i], 64 * KiB, a);

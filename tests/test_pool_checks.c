@@ -356,11 +356,8 @@ Test(pool_stats, front_cache_size_max_disables_it) {
 Test(pool_stats, the_front_cache_keeps_to_its_budget) {
   mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
   void *p[32];
-  for (int i = 0; i < 32; i++) {
-    p[i] = alloc_ok(pool, 64 * KiB, NULL);
-    if (i)
-      cr_assert_eq((char *)p[i], (char *)p[i - 1] + 64 * KiB, "blocks not carved in order");
-  }
+  cr_assert(pool_alloc_in_order(pool, NULL, p, 32, 64 * KiB), "32 x 64 KiB not carved in order: %s",
+            mr_last_error());
   cr_assert_eq(pool_stats(pool).bytes_reserved, 2 * MiB);
   for (int i = 0; i < 32; i++)
     free_ok(pool, p[i], 64 * KiB, NULL);
@@ -504,13 +501,19 @@ Test(pool_options, initial_reserve) {
   release_pool(pool);
 }
 
+/* A pool whose two kinds are easy to tell apart: requests up to 4 KiB in 64 KiB small segments,
+ * larger ones in large segments of 1 MiB (fixed growth). */
+static mr_allocator *two_kind_pool(void) {
+  return make_pool((mr_caching_pool_options){.small_limit = 4 * KiB,
+                                             .small_segment = 64 * KiB,
+                                             .large_segment_min = 1 * MiB,
+                                             .growth = MR_GROWTH_FIXED});
+}
+
 /* Requests up to small_limit come from small segments, larger ones from large segments, each
  * kind first from its own segments. */
 Test(pool_options, small_limit) {
-  mr_allocator *pool = make_pool((mr_caching_pool_options){.small_limit = 4 * KiB,
-                                                           .small_segment = 64 * KiB,
-                                                           .large_segment_min = 1 * MiB,
-                                                           .growth = MR_GROWTH_FIXED});
+  mr_allocator *pool = two_kind_pool();
   void *s1 = alloc_ok(pool, 4 * KiB, NULL);
   cr_expect_eq(g_rec->allocs, 1);
   cr_expect_eq(g_rec->largest_segment, 64 * KiB, "small segment");
@@ -533,10 +536,7 @@ Test(pool_options, small_limit) {
 /* Before growing, a request takes a free block of the other kind's segments: reserved memory
  * that fits is used rather than more taken from upstream. */
 Test(pool_options, a_request_takes_the_other_kinds_free_block_before_growing) {
-  mr_allocator *pool = make_pool((mr_caching_pool_options){.small_limit = 4 * KiB,
-                                                           .small_segment = 64 * KiB,
-                                                           .large_segment_min = 1 * MiB,
-                                                           .growth = MR_GROWTH_FIXED});
+  mr_allocator *pool = two_kind_pool();
   void *l = alloc_ok(pool, 128 * KiB, NULL);
   cr_expect_eq(g_rec->allocs, 1, "a large segment of 1 MiB");
   void *s1 = alloc_ok(pool, 4 * KiB, NULL);

@@ -237,6 +237,19 @@ static inline int within(const void *p, const void *base, size_t len) {
   return (const char *)p >= (const char *)base && (const char *)p < (const char *)base + len;
 }
 
+/* Allocates n blocks of `size` on stream s into p: 1 if every one succeeded and each lies right
+ * after the one before (a fresh pool carves a segment front to back), else 0. */
+static inline int pool_alloc_in_order(mr_allocator *pool, mr_stream *s, void **p, int n,
+                                      size_t size) {
+  for (int i = 0; i < n; i++) {
+    p[i] = NULL;
+    if (mr_alloc_async(pool, size, s, &p[i]) != MR_OK ||
+        (i && (char *)p[i] != (char *)p[i - 1] + size))
+      return 0;
+  }
+  return 1;
+}
+
 /* 1 if [p, p + size) lies inside one live segment. */
 static inline int recorder_contains(recorder *r, const void *p, size_t size) {
   uintptr_t a = (uintptr_t)p;
