@@ -1,6 +1,7 @@
 /* The stream-ordered caching pool: its front (per-stream state under a lock biased to the
- * stream's thread, so threads on different streams never meet on the hot path), its statistics
- * and its API. The shared structure behind the front is caching_core.c.
+ * stream's thread, so threads on different streams never meet on the hot path) and its API. The
+ * front cache's bins are caching_front.c, the statistics caching_stats.c (their fast-path
+ * counting is inline here), the shared structure behind the front caching_core.c.
  *
  * Alloc: round to the alignment, find the stream's state (a thread-local memo makes that a
  * compare); take the stream's hot block if it fits, else pop a block of the request's size class
@@ -15,7 +16,7 @@
  * Neither path reads or writes a block record: the live map's slot and the front cache's entry
  * hold the address, the sizes and the record's pointer, and only the core (under the mutex)
  * changes a record. */
-#include "caching_internal.h"
+#include "caching_front.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -60,32 +61,12 @@ static inline mr__pstream *pstream_of(mr__pool *p, mr_stream *s) {
 
 /* ---- statistics (under ps->lock) ------------------------------------------------------------- */
 
-static void raise_to(atomic_ullong *peak, unsigned long long v) {
-  unsigned long long cur = atomic_load_explicit(peak, memory_order_relaxed);
-  while (v > cur && !atomic_compare_exchange_weak_explicit(peak, &cur, v, memory_order_relaxed,
-                                                           memory_order_relaxed)) {
-  }
-}
-
-static void publish(mr__pool *p, mr__pstream *ps) {
-  long long u = atomic_fetch_add_explicit(&p->g_in_use, ps->pending_in_use, memory_order_relaxed) +
-                ps->pending_in_use;
-  long long r =
-      atomic_fetch_add_explicit(&p->g_requested, ps->pending_requested, memory_order_relaxed) +
-      ps->pending_requested;
-  ps->pending_in_use = ps->pending_requested = 0;
-  if (u > 0)
-    raise_to(&p->g_peak_in_use, (unsigned long long)u);
-  if (r > 0)
-    raise_to(&p->g_peak_requested, (unsigned long long)r);
-}
-
 /* Past the slack, a stream adds what it kept to the pool-wide counters (a solo stream's own
  * counters are the pool's: it never needs to). */
 static inline __attribute__((always_inline)) void maybe_publish(mr__pool *p, mr__pstream *ps) {
   if (!ps->solo && (uint64_t)(ps->pending_in_use < 0 ? -ps->pending_in_use : ps->pending_in_use) >=
                        p->opt.stats_slack)
-    publish(p, ps);
+    mr__pool_publish(p, ps);
 }
 
 static inline __attribute__((always_inline)) void account(mr__pool *p, mr__pstream *ps,
@@ -111,138 +92,7 @@ static inline __attribute__((always_inline)) void account_free(mr__pool *p, mr__
   maybe_publish(p, ps);
 }
 
-/* ps's first allocation or free (p->mu held, ps->lock not). The first active stream goes solo;
- * the second ends that: the solo stream publishes what it kept, and the pool-wide peaks take
- * its own (they were the pool's while it was alone). */
-static void activate(mr__pool *p, mr__pstream *ps) {
-  if (ps->active)
-    return;
-  ps->active = 1;
-  if (p->nactive++ == 0) {
-    mr__bias_lock(&ps->lock);
-    ps->solo = 1;
-    mr__bias_unlock(&ps->lock);
-    p->solo = ps;
-    return;
-  }
-  mr__pstream *o = p->solo;
-  if (!o)
-    return;
-  p->solo = NULL;
-  mr__bias_lock(&o->lock);
-  o->solo = 0;
-  raise_to(&p->g_peak_in_use, o->peak_in_use);
-  raise_to(&p->g_peak_requested, o->peak_requested);
-  publish(p, o);
-  mr__bias_unlock(&o->lock);
-}
-
 /* ---- alloc and free -------------------------------------------------------------------------- */
-
-/* A bin that is full gets twice the room; without host memory for it, 0. */
-static int bin_grow(mr__cbin *bn) {
-  uint32_t cap = bn->cap ? 2 * bn->cap : 8;
-  if (cap < bn->cap)
-    return 0;
-  mr__centry *v = realloc(bn->v, (size_t)cap * sizeof *v);
-  if (!v)
-    return 0;
-  bn->v = v;
-  bn->cap = cap;
-  return 1;
-}
-
-static inline __attribute__((always_inline)) int
-entry_push(mr__pool *p, mr__pstream *ps, unsigned cls, uintptr_t addr, size_t bsize, mr__blk *b) {
-  mr__cbin *bn = &ps->bins[cls];
-  bn->v[bn->n++] = (mr__centry){addr, bsize, b};
-  ps->bin_map[cls / 64] |= 1ull << (cls % 64);
-  ps->cache_bytes += bsize;
-  ps->cache_blocks++;
-  return ps->cache_bytes > p->cache_cap;
-}
-
-/* cache_push with a full bin (out of line, so that the push itself calls nothing). */
-static __attribute__((noinline)) int cache_push_grow(mr__pool *p, mr__pstream *ps, unsigned cls,
-                                                     uintptr_t addr, size_t bsize, mr__blk *b) {
-  if (!bin_grow(&ps->bins[cls])) { /* no host memory: the spill list */
-    b->free_next = ps->spill;
-    ps->spill = b;
-    ps->cache_bytes += bsize;
-    ps->cache_blocks++;
-    return 1;
-  }
-  return entry_push(p, ps, cls, addr, bsize, b);
-}
-
-/* Files block b (at addr, `bsize` bytes; out of every list) in ps's front cache, under ps->lock,
- * without touching its record unless its bin cannot grow (then it waits on the spill list for
- * the next eviction). Returns 1 if the cache went over its budget. */
-static inline __attribute__((always_inline)) int
-cache_push(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
-  unsigned cls = mr__tlsf_class(bsize);
-  const mr__cbin *bn = &ps->bins[cls];
-  if (MR_UNLIKELY(bn->n == bn->cap))
-    return cache_push_grow(p, ps, cls, addr, bsize, b);
-  return entry_push(p, ps, cls, addr, bsize, b);
-}
-
-/* Takes the top entry of ps's bin `cls` (not empty) out of the front cache, under ps->lock. */
-static inline __attribute__((always_inline)) mr__centry bin_pop(mr__pstream *ps, unsigned cls) {
-  mr__cbin *bn = &ps->bins[cls];
-  mr__centry e = bn->v[--bn->n];
-  if (!bn->n)
-    ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
-  ps->cache_bytes -= e.size;
-  ps->cache_blocks--;
-  return e;
-}
-
-/* Takes the spill list out of ps's front cache, under ps->lock. */
-static mr__blk *take_spill(mr__pstream *ps) {
-  mr__blk *list = ps->spill;
-  ps->spill = NULL;
-  for (mr__blk *b = list; b; b = b->free_next) {
-    ps->cache_bytes -= b->size; /* a spilled block is the stream's: the core alone changes it */
-    ps->cache_blocks--;
-  }
-  return list;
-}
-
-mr__blk *mr__cache_take_all(mr__pstream *ps) {
-  mr__blk *list = take_spill(ps);
-  for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
-    while (ps->bin_map[w]) {
-      unsigned cls = w * 64 + (unsigned)__builtin_ctzll(ps->bin_map[w]);
-      mr__cbin *bn = &ps->bins[cls];
-      for (uint32_t k = 0; k < bn->n; k++) {
-        bn->v[k].blk->free_next = list;
-        list = bn->v[k].blk;
-      }
-      bn->n = 0;
-      ps->bin_map[w] &= ps->bin_map[w] - 1;
-    }
-  }
-  ps->cache_bytes = 0;
-  ps->cache_blocks = 0;
-  return list;
-}
-
-void mr__cache_destroy(mr__pstream *ps) {
-  for (unsigned c = 0; c < MR_TLSF_CLASSES; c++) {
-    free(ps->bins[c].v);
-    ps->bins[c] = (mr__cbin){0};
-  }
-}
-
-int mr__hot_file(mr__pool *p, mr__pstream *ps) {
-  mr__blk *b = ps->hot;
-  if (!b)
-    return 0;
-  ps->hot = NULL;
-  mr__livemap_remove_at(&ps->lives, ps->hot_slot);
-  return cache_push(p, ps, ps->hot_addr, ps->hot_size, b);
-}
 
 /* Tracks block b (at addr, `bsize` bytes) as live on ps for `size` bytes. The hot block's slot
  * must not move: a grow rehashes, so the hot block is filed first. 0 when there is no host memory
@@ -279,7 +129,7 @@ static __attribute__((noinline, cold)) mr_status no_stream_state(mr__pool *p) {
 /* The live map could not grow: the block goes back to the cache (ps->lock held; dropped here). */
 static __attribute__((noinline, cold)) mr_status
 untracked(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
-  (void)cache_push(p, ps, addr, bsize, b); /* over budget: the next free evicts */
+  (void)mr__cache_push(p, ps, addr, bsize, b); /* over budget: the next free evicts */
   ps->failed++;
   mr__bias_unlock(&ps->lock);
   return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory to track a live block",
@@ -292,7 +142,7 @@ static __attribute__((noinline)) mr_status alloc_slow(mr__pool *p, mr__pstream *
   int from_upstream = 0;
   mr__blk *b;
   pthread_mutex_lock(&p->mu);
-  activate(p, ps);
+  mr__pool_activate(p, ps);
   mr_status st = mr__core_alloc(p, ps, size, rsize, &b, &from_upstream);
   pthread_mutex_unlock(&p->mu);
   mr__bias_lock(&ps->lock);
@@ -337,7 +187,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     mr__bias_unlock(&ps->lock);
     return alloc_slow(p, ps, size, rsize, out);
   }
-  mr__centry e = bin_pop(ps, cls); /* a block in ps's front cache is ps's already */
+  mr__centry e = mr__cache_pop(ps, cls); /* a block in ps's front cache is ps's already */
   if (MR_UNLIKELY(!track(p, ps, e.addr, e.size, e.blk, size)))
     return untracked(p, ps, e.addr, e.size, e.blk);
   return handed_out(p, ps, e.addr, e.size, size, out);
@@ -394,28 +244,6 @@ static mr_status free_error(mr__pool *p, void *ptr, size_t size, mr_status st, s
                    ptr, size, in_segment ? " (it points inside one)" : "");
 }
 
-/* Sends the largest cached blocks of ps (and any spilled ones) to the core until its cache is at
- * half its budget. */
-static __attribute__((noinline)) void evict(mr__pool *p, mr__pstream *ps) {
-  size_t target = p->cache_cap / 2;
-  mr__bias_lock(&ps->lock);
-  mr__blk *list = take_spill(ps);
-  for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
-    while (ps->bin_map[w] && ps->cache_bytes > target) {
-      unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
-      mr__blk *b = bin_pop(ps, cls).blk;
-      b->free_next = list;
-      list = b;
-    }
-  }
-  mr__bias_unlock(&ps->lock);
-  if (!list)
-    return;
-  pthread_mutex_lock(&p->mu);
-  mr__core_put(p, ps, list);
-  pthread_mutex_unlock(&p->mu);
-}
-
 /* A block freed on another stream than the one that allocated it: found in (and taken out of)
  * its owner's map. With the pool mutex, then each stream's lock. */
 static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t size,
@@ -423,7 +251,7 @@ static mr__blk *take_from_owner(mr__pool *p, mr__pstream *ps, uintptr_t addr, si
   mr__blk *b = NULL;
   *st = MR_ERR_UNKNOWN_POINTER;
   pthread_mutex_lock(&p->mu);
-  activate(p, ps);
+  mr__pool_activate(p, ps);
   for (mr__pstream *o = p->streams; o && *st == MR_ERR_UNKNOWN_POINTER; o = o->next) {
     if (o == ps)
       continue;
@@ -480,10 +308,10 @@ file_freed(mr__pool *p, mr__pstream *ps, uintptr_t addr, mr__blk *b, size_t size
     free_direct(p, ps, b);
     return MR_OK;
   }
-  int over = cache_push(p, ps, addr, bsize, b);
+  int over = mr__cache_push(p, ps, addr, bsize, b);
   mr__bias_unlock(&ps->lock);
   if (MR_UNLIKELY(over))
-    evict(p, ps);
+    mr__cache_evict(p, ps);
   return MR_OK;
 }
 
@@ -524,7 +352,7 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
     mr__livemap_remove_at(&ps->lives, i);
     (void)file_freed(p, ps, (uintptr_t)ptr, b, size, bsize);
     if (over)
-      evict(p, ps);
+      mr__cache_evict(p, ps);
     return MR_OK;
   }
   sl->requested = 0;
@@ -535,7 +363,7 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   count_free(p, ps, size, bsize);
   mr__bias_unlock(&ps->lock);
   if (MR_UNLIKELY(over))
-    evict(p, ps);
+    mr__cache_evict(p, ps);
   return MR_OK;
 }
 
@@ -547,55 +375,6 @@ static mr_status pool_trim(mr_allocator *self, size_t keep) {
   mr_status st = mr__core_trim(p, keep);
   pthread_mutex_unlock(&p->mu);
   return st;
-}
-
-/* Hits are the allocations that took no new segment; live blocks, allocations less frees. */
-static void sum_stream(mr_stats *s, mr__pstream *ps) {
-  s->allocs += ps->allocs;
-  s->frees += ps->frees;
-  s->cache_hits += ps->allocs - ps->grown;
-  s->failed_allocs += ps->failed;
-}
-
-static mr_status pool_stats(mr_allocator *self, mr_stats *s) {
-  mr__pool *p = self->state;
-  int64_t in_use = 0, requested = 0, live = 0;
-  pthread_mutex_lock(&p->mu);
-  for (mr__pstream *ps = p->streams; ps; ps = ps->next) {
-    mr__bias_lock(&ps->lock);
-    sum_stream(s, ps);
-    in_use += ps->in_use;
-    requested += ps->requested;
-    live += (int64_t)(ps->allocs - ps->frees);
-    mr__bias_unlock(&ps->lock);
-  }
-  s->bytes_in_use = (uint64_t)in_use;
-  s->bytes_requested = (uint64_t)requested;
-  s->live_blocks = (uint64_t)live;
-  s->peak_in_use = atomic_load(&p->g_peak_in_use);
-  s->peak_requested = atomic_load(&p->g_peak_requested);
-  if (p->solo) { /* its peaks are the pool's */
-    mr__bias_lock(&p->solo->lock);
-    if (s->peak_in_use < p->solo->peak_in_use)
-      s->peak_in_use = p->solo->peak_in_use;
-    if (s->peak_requested < p->solo->peak_requested)
-      s->peak_requested = p->solo->peak_requested;
-    mr__bias_unlock(&p->solo->lock);
-  }
-  if (s->peak_in_use < s->bytes_in_use)
-    s->peak_in_use = s->bytes_in_use;
-  if (s->peak_requested < s->bytes_requested)
-    s->peak_requested = s->bytes_requested;
-  s->bytes_reserved = p->reserved;
-  s->peak_reserved = p->peak_reserved;
-  s->upstream_allocs = p->upstream_allocs;
-  s->upstream_frees = p->upstream_frees;
-  s->splits = p->splits;
-  s->merges = p->merges;
-  s->oom_retries = p->oom_retries;
-  s->largest_free_block = mr__core_largest_free(p);
-  pthread_mutex_unlock(&p->mu);
-  return MR_OK;
 }
 
 /* Gives every segment back and frees the pool's state (reports live blocks, see core_destroy). */
@@ -621,14 +400,14 @@ static const mr_allocator_ops k_pool_ops = {
     .alloc = pool_alloc,
     .free = pool_free,
     .trim = pool_trim,
-    .stats = pool_stats,
+    .stats = mr__pool_stats,
     .destroy = pool_destroy,
     .grant_access = pool_grant_access,
 };
 
 /* ---- public API ------------------------------------------------------------------------------ */
 
-static mr__pool *pool_of(mr_allocator *a, const char *what) {
+mr__pool *mr__caching_pool_of(mr_allocator *a, const char *what) {
   if (!a || a->ops != &k_pool_ops) {
     mr__error(MR_ERR_INVALID_ARG, "%s: '%s' is not a caching pool", what, a ? a->name : "(null)");
     return NULL;
@@ -724,40 +503,8 @@ mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
   return MR_OK;
 }
 
-mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream, mr_stats *out) {
-  mr__pool *p = pool_of(pool, "mr_caching_pool_stream_stats");
-  if (!p)
-    return MR_ERR_INVALID_ARG;
-  if (!out || out->struct_size < 2 * sizeof(uint32_t))
-    return mr__error(
-        MR_ERR_INVALID_ARG,
-        "mr_caching_pool_stream_stats: out is NULL or not initialised (MR_STATS_INIT)");
-  mr_stats s = MR_STATS_INIT;
-  pthread_mutex_lock(&p->mu);
-  mr__pstream *ps = p->streams;
-  while (ps && !(stream ? ps->stream && ps->id == stream->id : !ps->stream))
-    ps = ps->next;
-  if (ps) {
-    mr__bias_lock(&ps->lock);
-    sum_stream(&s, ps);
-    s.bytes_in_use = ps->in_use > 0 ? (uint64_t)ps->in_use : 0;
-    s.bytes_requested = ps->requested > 0 ? (uint64_t)ps->requested : 0;
-    s.live_blocks = ps->allocs > ps->frees ? ps->allocs - ps->frees : 0;
-    s.peak_in_use = ps->peak_in_use;
-    s.peak_requested = ps->peak_requested;
-    mr__bias_unlock(&ps->lock);
-    s.largest_free_block = mr__tlsf_largest(&ps->pending[0]);
-    size_t l = mr__tlsf_largest(&ps->pending[1]);
-    if (l > s.largest_free_block)
-      s.largest_free_block = l;
-  }
-  pthread_mutex_unlock(&p->mu);
-  mr__stats_copy_out(out, &s);
-  return MR_OK;
-}
-
 mr_status mr_caching_pool_validate(mr_allocator *pool) {
-  mr__pool *p = pool_of(pool, "mr_caching_pool_validate");
+  mr__pool *p = mr__caching_pool_of(pool, "mr_caching_pool_validate");
   if (!p)
     return MR_ERR_INVALID_ARG;
   pthread_mutex_lock(&p->mu);

@@ -5,7 +5,7 @@
  * upstream (growth, out-of-memory release, trim).
  *
  * Lock order: pool mutex -> a stream's front-cache spinlock -> a block-map shard spinlock. */
-#include "caching_internal.h"
+#include "caching_front.h"
 
 #include <inttypes.h>
 #include <stdarg.h>

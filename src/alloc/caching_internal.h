@@ -1,6 +1,8 @@
-/* The caching pool's structures, shared by caching.c (the front: per-stream caches, the API),
- * caching_core.c (the shared structure: TLSF indexes, batches, upstream), caching_segments.c
- * (segments and block records) and livemap.c (each stream's live blocks). */
+/* The caching pool's structures, shared by caching.c (the front's alloc and free, the API),
+ * caching_front.c/.h (each stream's front cache), caching_stats.c (statistics), caching_core.c
+ * (the shared structure: TLSF indexes, batches, upstream), caching_segments.c (segments and
+ * block records), caching_validate.c (the self-check) and livemap.c (each stream's live
+ * blocks). */
 #ifndef MEMRES_ALLOC_CACHING_INTERNAL_H
 #define MEMRES_ALLOC_CACHING_INTERNAL_H
 
@@ -315,13 +317,16 @@ void mr__core_destroy(mr__pool *p);
 mr_status mr__core_validate(mr__pool *p);
 size_t mr__core_largest_free(mr__pool *p);
 
-/* caching.c: files ps's hot block in its front cache (ps->lock held); 1 if that left the cache
- * over its budget. */
-int mr__hot_file(mr__pool *p, mr__pstream *ps);
-/* caching.c: empties ps's front cache into a list of its blocks through free_next (ps->lock
- * held; writes their records). */
-mr__blk *mr__cache_take_all(mr__pstream *ps);
-/* caching.c: frees ps's front-cache bins (the pool is being destroyed; the cache is empty). */
-void mr__cache_destroy(mr__pstream *ps);
+/* caching.c: the pool behind a caching-pool allocator, or NULL with MR_ERR_INVALID_ARG recorded
+ * (`what` names the caller). */
+mr__pool *mr__caching_pool_of(mr_allocator *a, const char *what);
+
+/* caching_stats.c */
+/* Adds what ps kept to the pool-wide counters and peaks (ps->lock held). */
+void mr__pool_publish(mr__pool *p, mr__pstream *ps);
+/* ps's first allocation or free (p->mu held, ps->lock not): the solo-stream bookkeeping. */
+void mr__pool_activate(mr__pool *p, mr__pstream *ps);
+/* The pool's statistics (the allocator's stats operation). */
+mr_status mr__pool_stats(mr_allocator *self, mr_stats *s);
 
 #endif

@@ -1,0 +1,96 @@
+/* The caching pool's per-stream front caches: see caching_front.h. */
+#include "caching_front.h"
+
+#include <stdlib.h>
+
+/* A bin that is full gets twice the room; without host memory for it, 0. */
+static int bin_grow(mr__cbin *bn) {
+  uint32_t cap = bn->cap ? 2 * bn->cap : 8;
+  if (cap < bn->cap)
+    return 0;
+  mr__centry *v = realloc(bn->v, (size_t)cap * sizeof *v);
+  if (!v)
+    return 0;
+  bn->v = v;
+  bn->cap = cap;
+  return 1;
+}
+
+/* mr__cache_push with a full bin (out of line, so that the push itself calls nothing). */
+__attribute__((noinline)) int mr__cache_push_grow(mr__pool *p, mr__pstream *ps, unsigned cls,
+                                                  uintptr_t addr, size_t bsize, mr__blk *b) {
+  if (!bin_grow(&ps->bins[cls])) { /* no host memory: the spill list */
+    b->free_next = ps->spill;
+    ps->spill = b;
+    ps->cache_bytes += bsize;
+    ps->cache_blocks++;
+    return 1;
+  }
+  return mr__cache_entry_push(p, ps, cls, addr, bsize, b);
+}
+
+/* Takes the spill list out of ps's front cache, under ps->lock. */
+static mr__blk *take_spill(mr__pstream *ps) {
+  mr__blk *list = ps->spill;
+  ps->spill = NULL;
+  for (mr__blk *b = list; b; b = b->free_next) {
+    ps->cache_bytes -= b->size; /* a spilled block is the stream's: the core alone changes it */
+    ps->cache_blocks--;
+  }
+  return list;
+}
+
+mr__blk *mr__cache_take_all(mr__pstream *ps) {
+  mr__blk *list = take_spill(ps);
+  for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
+    while (ps->bin_map[w]) {
+      unsigned cls = w * 64 + (unsigned)__builtin_ctzll(ps->bin_map[w]);
+      mr__cbin *bn = &ps->bins[cls];
+      for (uint32_t k = 0; k < bn->n; k++) {
+        bn->v[k].blk->free_next = list;
+        list = bn->v[k].blk;
+      }
+      bn->n = 0;
+      ps->bin_map[w] &= ps->bin_map[w] - 1;
+    }
+  }
+  ps->cache_bytes = 0;
+  ps->cache_blocks = 0;
+  return list;
+}
+
+void mr__cache_destroy(mr__pstream *ps) {
+  for (unsigned c = 0; c < MR_TLSF_CLASSES; c++) {
+    free(ps->bins[c].v);
+    ps->bins[c] = (mr__cbin){0};
+  }
+}
+
+int mr__hot_file(mr__pool *p, mr__pstream *ps) {
+  mr__blk *b = ps->hot;
+  if (!b)
+    return 0;
+  ps->hot = NULL;
+  mr__livemap_remove_at(&ps->lives, ps->hot_slot);
+  return mr__cache_push(p, ps, ps->hot_addr, ps->hot_size, b);
+}
+
+__attribute__((noinline)) void mr__cache_evict(mr__pool *p, mr__pstream *ps) {
+  size_t target = p->cache_cap / 2;
+  mr__bias_lock(&ps->lock);
+  mr__blk *list = take_spill(ps);
+  for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
+    while (ps->bin_map[w] && ps->cache_bytes > target) {
+      unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
+      mr__blk *b = mr__cache_pop(ps, cls).blk;
+      b->free_next = list;
+      list = b;
+    }
+  }
+  mr__bias_unlock(&ps->lock);
+  if (!list)
+    return;
+  pthread_mutex_lock(&p->mu);
+  mr__core_put(p, ps, list);
+  pthread_mutex_unlock(&p->mu);
+}

@@ -1,0 +1,60 @@
+/* A caching-pool stream's front cache (caching_front.c): per size class, a stack of entries
+ * (address, size, record) of blocks freed on the stream, reusable by it at once; the blocks that
+ * found no bin room (the spill list); the filing of its hot block; eviction past its budget. The
+ * push and the pop are inline here, for the pool's alloc and free fast paths. All under ps->lock
+ * unless said otherwise. */
+#ifndef MEMRES_ALLOC_CACHING_FRONT_H
+#define MEMRES_ALLOC_CACHING_FRONT_H
+
+#include "caching_internal.h"
+
+static inline __attribute__((always_inline)) int mr__cache_entry_push(mr__pool *p, mr__pstream *ps,
+                                                                      unsigned cls, uintptr_t addr,
+                                                                      size_t bsize, mr__blk *b) {
+  mr__cbin *bn = &ps->bins[cls];
+  bn->v[bn->n++] = (mr__centry){addr, bsize, b};
+  ps->bin_map[cls / 64] |= 1ull << (cls % 64);
+  ps->cache_bytes += bsize;
+  ps->cache_blocks++;
+  return ps->cache_bytes > p->cache_cap;
+}
+
+/* mr__cache_push with a full bin (out of line, so that the push itself calls nothing). */
+int mr__cache_push_grow(mr__pool *p, mr__pstream *ps, unsigned cls, uintptr_t addr, size_t bsize,
+                        mr__blk *b);
+
+/* Files block b (at addr, `bsize` bytes; out of every list) in ps's front cache, under ps->lock,
+ * without touching its record unless its bin cannot grow (then it waits on the spill list for
+ * the next eviction). Returns 1 if the cache went over its budget. */
+static inline __attribute__((always_inline)) int
+mr__cache_push(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
+  unsigned cls = mr__tlsf_class(bsize);
+  const mr__cbin *bn = &ps->bins[cls];
+  if (MR_UNLIKELY(bn->n == bn->cap))
+    return mr__cache_push_grow(p, ps, cls, addr, bsize, b);
+  return mr__cache_entry_push(p, ps, cls, addr, bsize, b);
+}
+
+/* Takes the top entry of ps's bin `cls` (not empty) out of the front cache, under ps->lock. */
+static inline __attribute__((always_inline)) mr__centry mr__cache_pop(mr__pstream *ps,
+                                                                      unsigned cls) {
+  mr__cbin *bn = &ps->bins[cls];
+  mr__centry e = bn->v[--bn->n];
+  if (!bn->n)
+    ps->bin_map[cls / 64] &= ~(1ull << (cls % 64));
+  ps->cache_bytes -= e.size;
+  ps->cache_blocks--;
+  return e;
+}
+
+/* Files ps's hot block in its front cache; 1 if that left the cache over its budget. */
+int mr__hot_file(mr__pool *p, mr__pstream *ps);
+/* Empties ps's front cache into a list of its blocks through free_next (writes their records). */
+mr__blk *mr__cache_take_all(mr__pstream *ps);
+/* Frees ps's front-cache bins (the pool is being destroyed; the cache is empty). */
+void mr__cache_destroy(mr__pstream *ps);
+/* Sends the largest cached blocks of ps (and any spilled ones) to the core until its cache is at
+ * half its budget (takes ps->lock, then the pool mutex). */
+void mr__cache_evict(mr__pool *p, mr__pstream *ps);
+
+#endif
