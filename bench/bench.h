@@ -19,6 +19,10 @@
 #define BENCH_MIB ((size_t)1 << 20)
 #define BENCH_KIB ((size_t)1 << 10)
 #define BENCH_SETUP_LIMIT_MS 3000 /* a setup (the random fill) slower than this is skipped */
+/* random: after the fill, BENCH_WARM_STEPS_PER_BLOCK x N untimed steps of the sequence, or as many
+ * as BENCH_WARM_LIMIT_MS allows */
+#define BENCH_WARM_STEPS_PER_BLOCK 10
+#define BENCH_WARM_LIMIT_MS 1000
 
 /* ---- time and a seeded generator (xoshiro256**) -------------------------------------------- */
 static inline uint64_t bench_now_ns(void) {
@@ -176,6 +180,8 @@ typedef struct bench_run {
   uint64_t req, req_peak; /* bytes requested and live, and their peak (0: not tracked) */
   bool skipped;           /* setup decided to skip; note says why */
   char note[240];         /* a skip reason or an error's detail */
+  uint64_t warm_steps;    /* random: untimed steps after the fill (0: none) */
+  bool warm_cut;          /* random: the warm-up stopped at its time limit */
 } bench_run;
 
 typedef struct bench_workload {
@@ -240,6 +246,8 @@ typedef struct bench_result {
   bool has_pool;
   mr_stats stats; /* pools: statistics at the end of the measurement */
   uint64_t req_peak;
+  uint64_t warm_steps; /* random: untimed steps between the fill and the timing */
+  bool warm_cut;       /* ... cut short by BENCH_WARM_LIMIT_MS */
   /* filled by the report */
   double ratio_base, ratio_pinned, speedup;
   const char *base;

@@ -370,6 +370,8 @@ static void run_one(const bench_case *c, const bench_workload *w, const balloc_d
     }
   }
   res->req_peak = r.req_peak;
+  res->warm_steps = r.warm_steps;
+  res->warm_cut = r.warm_cut;
   w->teardown(&r);
   if (d)
     d->close(&a);

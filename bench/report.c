@@ -103,6 +103,10 @@ static void notes(const bench_result *x, char *buf, size_t len) {
     if (!isnan(x->speedup) && used < len)
       used += (size_t)snprintf(buf + used, len - used, " x%.2f vs 1 thread", x->speedup);
   }
+  if (x->warm_cut && used < len)
+    used += (size_t)snprintf(buf + used, len - used, "%swarm-up cut at %llu steps (%d s)",
+                             used ? "; " : "", (unsigned long long)x->warm_steps,
+                             BENCH_WARM_LIMIT_MS / 1000);
   if (x->note[0] && used < len)
     snprintf(buf + used, len - used, "%s%s", used ? "; " : "", x->note);
 }
@@ -275,6 +279,9 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
         jnum(f, x->speedup);
       }
       fprintf(f, ", \"workload_peak_requested_bytes\": %llu", (unsigned long long)x->req_peak);
+      if (x->warm_steps)
+        fprintf(f, ", \"warm_up_steps\": %llu, \"warm_up_cut\": %s",
+                (unsigned long long)x->warm_steps, x->warm_cut ? "true" : "false");
       if (x->has_pool) {
         char buf[2048];
         size_t need = mr_stats_json(&x->stats, buf, sizeof buf);

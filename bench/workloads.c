@@ -3,7 +3,10 @@
  * pair     alloc + free of one size (256 B, 64 KiB, 4 MiB); one op = one pair.
  * random   RMM's random_allocations: up to N live blocks, sizes uniform in [1, max], alloc or
  *          free with equal odds (alloc when empty, free when full, a random live block freed).
- *          Setup fills N/2 blocks (not timed); the timed repetitions walk around N/2 live, so
+ *          Setup fills N/2 blocks, then walks 10 N steps of the sequence (neither timed): right
+ *          after the fill the blocks lie packed in address order and an allocator is still
+ *          settling (a caching pool at 1e5 splits and merges 2.5 times as often as later, and
+ *          still grows). The timed repetitions then walk around N/2 live in the steady state, so
  *          the cost is that of an allocator holding about N/2 blocks.
  * phases   an engine iteration: 32 buffers of 1-8 MiB allocated, then freed in reverse.
  * streams  4 streams, 32 blocks of 4 KiB-1 MiB: freed on one stream, an event recorded there,
@@ -215,13 +218,36 @@ static size_t random_cases(const bench_opts *o, int wl, bench_case *out, size_t 
       bench_fmt_bytes(m, sizeof m, maxes[j]);
       snprintf(p, sizeof p, "N=%s max=%s", nnames[i], m);
       /* calibration (< 2 x max_iters), warm-up and the repetitions, at most */
-      uint64_t bound = (uint64_t)(o->reps + 3) * max_iters;
+      uint64_t bound = (uint64_t)(o->reps + 3) * max_iters + BENCH_WARM_STEPS_PER_BLOCK * ns[i];
       uint64_t seed = bench_case_seed(o->seed, wl, ns[i], maxes[j]);
       bench_put_case(out, cap, &n, wl, ns[i], maxes[j],
                      random_dry_peak(seed, ns[i], maxes[j], bound), max_iters, p);
     }
   }
   return n;
+}
+
+static mr_status random_rep(bench_run *r, uint64_t iters, uint64_t *ops);
+
+/* The untimed walk after the fill (see the top of the file), in chunks, until its steps are done
+ * or its time is up. */
+static mr_status random_warm_up(bench_run *r) {
+  const uint64_t steps = BENCH_WARM_STEPS_PER_BLOCK * (uint64_t)r->c->p1;
+  const uint64_t end = bench_now_ns() + (uint64_t)BENCH_WARM_LIMIT_MS * 1000000u;
+  while (r->warm_steps < steps) {
+    uint64_t chunk = steps - r->warm_steps, done = 0;
+    if (chunk > 4096)
+      chunk = 4096;
+    mr_status s = random_rep(r, chunk, &done);
+    r->warm_steps += done;
+    if (s != MR_OK)
+      return s;
+    if (r->warm_steps < steps && bench_now_ns() > end) {
+      r->warm_cut = true;
+      break;
+    }
+  }
+  return MR_OK;
 }
 
 static mr_status random_setup(bench_run *r) {
@@ -259,6 +285,8 @@ static mr_status random_setup(bench_run *r) {
       }
     }
   }
+  if ((s = random_warm_up(r)) != MR_OK)
+    return s;
   if (r->a->d->sync) {
     s = r->a->d->sync(r->a);
     if (s != MR_OK)
