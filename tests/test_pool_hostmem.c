@@ -121,13 +121,13 @@ Test(pool_hostmem, a_live_map_that_cannot_grow_fails_the_allocation) {
   validate_ok(g_pool);
 }
 
-/* A full live map that cannot grow fills to 7/8 of its table first, then fails allocations; the
- * blocks already handed out stay valid and free normally. */
+/* A live map grows when its table is 7/8 full; one that cannot grow fills on to 15/16, then fails
+ * allocations; the blocks already handed out stay valid and free normally. */
 Test(pool_hostmem, a_full_live_map_degrades_then_fails) {
   void *p[64];
   int n = 0;
   for (; n < 32; n++)
-    p[n] = alloc_ok(g_pool, 256, g_a); /* the first table (64 slots) holds 32 */
+    p[n] = alloc_ok(g_pool, 256, g_a); /* in the first table (64 slots), which holds 56 */
   g_fail_calloc_from = 1024;
   mr_status st = MR_OK;
   while (n < 64) {
@@ -137,7 +137,7 @@ Test(pool_hostmem, a_full_live_map_degrades_then_fails) {
     n++;
   }
   cr_expect_eq(st, MR_ERR_OUT_OF_MEMORY, "%s", mr_last_error());
-  cr_expect_eq(n, 56, "a 64-slot table holds 56 at 7/8, held %d", n);
+  cr_expect_eq(n, 60, "a 64-slot table holds 60 at 15/16, held %d", n);
   validate_ok(g_pool);
   for (int i = 0; i < n; i++)
     free_ok(g_pool, p[i], 256, g_a);

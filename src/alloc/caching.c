@@ -99,7 +99,7 @@ static inline __attribute__((always_inline)) void account_free(mr__pool *p, mr__
  * for it. */
 static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream *ps, uintptr_t addr,
                                                        size_t bsize, mr__blk *b, size_t size) {
-  if (MR_UNLIKELY(ps->lives.count >= ps->lives.limit))
+  if (MR_UNLIKELY(!ps->lives.left))
     mr__hot_file(p, ps);
   return mr__livemap_insert(&ps->lives, addr, bsize, b, size);
 }
@@ -328,11 +328,11 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   int over = 0; /* filing the last hot block left the cache over its budget */
   size_t i;
   if (ps->hot) { /* before the probe: filing it may move slots */
-    /* the probe's line is likely out of cache: start loading it while the hot block is filed */
-    size_t h = mr__livemap_slot((uintptr_t)ptr, ps->lives.mask);
-    __builtin_prefetch(&ps->lives.slots[h], 1);
+    /* the slot's line is likely out of cache: start loading it while the hot block is filed */
+    const uint64_t h = mr__livemap_hash((uintptr_t)ptr);
+    mr__livemap_prefetch(&ps->lives, h);
     over = mr__hot_file(p, ps);
-    i = mr__livemap_find_from(&ps->lives, (uintptr_t)ptr, h);
+    i = mr__livemap_find_h(&ps->lives, (uintptr_t)ptr, h);
   } else {
     i = mr__livemap_find(&ps->lives, (uintptr_t)ptr);
   }

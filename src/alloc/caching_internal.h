@@ -50,19 +50,31 @@ struct mr__blk;
 /* livemap.c: a stream's live blocks by address (under the stream's lock); the hot operations are
  * inline below, after mr__blk. Each slot holds what a free checks and needs (address, requested
  * and block sizes) beside the block, so neither a probe nor a free reads a block record: at 1e5
- * live blocks each record read is a cache miss. */
+ * live blocks each record read is a cache miss.
+ *
+ * The table is open addressing over groups of 8 slots, with a control byte a slot (as Abseil's
+ * Swiss tables): EMPTY, DELETED, or a full slot's 7 bits of hash with the high bit set. A probe
+ * reads the home group's 8 control bytes (the control array is 1/32 of the slots' size: it stays
+ * in cache), and then only the slot whose bits match: one slot line a lookup. A removal writes
+ * its own slot and control byte and nothing else (no backward shift that reads the next slots),
+ * so slots never move but in a rehash, and the table can fill to 7/8 (half as big as a linear
+ * probe's at 1/2). */
 typedef struct mr__live_slot {
-  uintptr_t addr; /* 0: empty */
+  uintptr_t addr; /* 0: not full */
   size_t requested;
   size_t size; /* the block's */
   struct mr__blk *blk;
 } mr__live_slot;
 
+enum { MR__LM_EMPTY = 0x00, MR__LM_DELETED = 0x01, MR__LM_GROUP = 8 };
+
 typedef struct mr__livemap {
   mr__live_slot *slots;
-  size_t mask;
+  uint8_t *ctrl; /* a byte a slot (after the slots, in the same allocation) */
+  size_t mask;   /* slots - 1: a power of two, 64 at least */
   size_t count;
-  size_t limit; /* grow when count reaches it (half the slots) */
+  size_t left; /* insertions into EMPTY slots before a rehash (the table full at 7/8) */
+  int fuller;  /* no memory to grow: filling on to 15/16 */
 } mr__livemap;
 
 int mr__livemap_rehash(mr__livemap *m, size_t cap);
@@ -71,6 +83,8 @@ int mr__livemap_grow(mr__livemap *m);
 /* b's slot, or NULL when b is not in the map. */
 const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const struct mr__blk *b);
 void mr__livemap_destroy(mr__livemap *m);
+/* Checks the map's own invariants (for mr_caching_pool_validate): 0 with what is wrong in `why`. */
+int mr__livemap_check(const mr__livemap *m, char *why, size_t len);
 
 /* A block record. The front (the live maps, the front caches) never touches one. Its first cache
  * line holds all that the core reads and writes (indexes, splits, merges): at 1e5 live blocks
@@ -92,61 +106,106 @@ typedef struct mr__blk {
   struct mr__blk *batch_prev, *batch_next;
 } mr__blk;
 
-static inline size_t mr__livemap_slot(uintptr_t addr, size_t mask) {
-  uint64_t h = (uint64_t)addr >> 8;
-  h *= 0x9E3779B97F4A7C15ull;
-  return (size_t)(h >> 32) & mask;
+/* An address's hash: its home group comes from bits 32 and up, its 7 control bits from 25-31. */
+static inline uint64_t mr__livemap_hash(uintptr_t addr) {
+  return ((uint64_t)addr >> 4) * 0x9E3779B97F4A7C15ull;
+}
+
+/* A full slot's control byte: the high bit, and 7 bits of its hash. */
+static inline uint8_t mr__livemap_tag(uint64_t h) { return (uint8_t)(0x80 | (h >> 25)); }
+
+static inline size_t mr__livemap_home(uint64_t h, size_t mask) {
+  return (size_t)(h >> 32) & mask & ~(size_t)(MR__LM_GROUP - 1);
+}
+
+/* The 8 control bytes of the group at slot g, byte k of the group in byte k of the word. */
+static inline uint64_t mr__livemap_group(const uint8_t *ctrl, size_t g) {
+  uint64_t w;
+  memcpy(&w, ctrl + g, sizeof w);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  w = __builtin_bswap64(w);
+#endif
+  return w;
+}
+
+#define MR__LM_LOW7 0x7F7F7F7F7F7F7F7Full
+#define MR__LM_HIGH 0x8080808080808080ull
+
+/* The high bit of every byte of x that is zero (exactly: no borrow between bytes). */
+static inline uint64_t mr__livemap_zero_bytes(uint64_t x) {
+  return ~(((x & MR__LM_LOW7) + MR__LM_LOW7) | x | MR__LM_LOW7);
+}
+
+static inline size_t mr__livemap_bit_slot(size_t g, uint64_t bits) {
+  return g + (size_t)(__builtin_ctzll(bits) >> 3);
 }
 
 /* Enters block b (at addr, of bsize bytes), live for `requested` bytes; reads nothing of b. 0
  * when there is no host memory for it. */
 static inline int mr__livemap_insert(struct mr__livemap *m, uintptr_t addr, size_t bsize,
                                      mr__blk *b, size_t requested) {
-  if (MR_UNLIKELY(m->count >= m->limit) && !mr__livemap_grow(m))
+  if (MR_UNLIKELY(!m->left) && !mr__livemap_grow(m))
     return 0;
-  size_t j = mr__livemap_slot(addr, m->mask);
-  while (m->slots[j].addr)
-    j = (j + 1) & m->mask;
-  m->slots[j].addr = addr;
-  m->slots[j].requested = requested;
-  m->slots[j].size = bsize;
-  m->slots[j].blk = b;
+  const uint64_t h = mr__livemap_hash(addr);
+  size_t g = mr__livemap_home(h, m->mask);
+  uint64_t free_bits; /* EMPTY and DELETED bytes have the high bit clear */
+  while (!(free_bits = ~mr__livemap_group(m->ctrl, g) & MR__LM_HIGH))
+    g = (g + MR__LM_GROUP) & m->mask;
+  const size_t i = mr__livemap_bit_slot(g, free_bits);
+  m->left -= m->ctrl[i] == MR__LM_EMPTY;
+  m->ctrl[i] = mr__livemap_tag(h);
+  m->slots[i].addr = addr;
+  m->slots[i].requested = requested;
+  m->slots[i].size = bsize;
+  m->slots[i].blk = b;
   m->count++;
   return 1;
 }
 
-/* Removes slot i; backward-shift deletion keeps every probe chain unbroken (and moves later
- * entries of the chain). */
+/* Removes slot i, writing nothing else. Its control byte goes back to EMPTY when its group has an
+ * EMPTY slot: such a group was never full, so no probe ever went past it. Otherwise DELETED, which
+ * probes pass over and insertions reuse. */
 static inline void mr__livemap_remove_at(struct mr__livemap *m, size_t i) {
-  size_t mask = m->mask;
-  mr__live_slot *t = m->slots;
-  uintptr_t a;
-  for (size_t j = (i + 1) & mask; (a = t[j].addr); j = (j + 1) & mask) {
-    size_t k = mr__livemap_slot(a, mask);
-    if ((j > i && (k <= i || k > j)) || (j < i && k <= i && k > j)) {
-      t[i] = t[j];
-      i = j;
-    }
+  if (mr__livemap_zero_bytes(mr__livemap_group(m->ctrl, i & ~(size_t)(MR__LM_GROUP - 1)))) {
+    m->ctrl[i] = MR__LM_EMPTY;
+    m->left++;
+  } else {
+    m->ctrl[i] = MR__LM_DELETED;
   }
-  t[i].addr = 0;
+  m->slots[i].addr = 0;
   m->count--;
 }
 
-/* The slot of addr, or SIZE_MAX, probing from slot i (mr__livemap_slot(addr)) of a map that has
- * a table. */
-static inline size_t mr__livemap_find_from(const struct mr__livemap *m, uintptr_t addr, size_t i) {
-  size_t mask = m->mask;
-  uintptr_t a;
-  while ((a = m->slots[i].addr) && a != addr)
-    i = (i + 1) & mask;
-  return a ? i : SIZE_MAX;
+/* The slot of addr (hash h), or SIZE_MAX, in a map that has a table. */
+static inline size_t mr__livemap_find_h(const struct mr__livemap *m, uintptr_t addr, uint64_t h) {
+  const uint64_t tag = 0x0101010101010101ull * mr__livemap_tag(h);
+  for (size_t g = mr__livemap_home(h, m->mask);; g = (g + MR__LM_GROUP) & m->mask) {
+    const uint64_t w = mr__livemap_group(m->ctrl, g);
+    for (uint64_t x = mr__livemap_zero_bytes(w ^ tag); x; x &= x - 1) {
+      const size_t i = mr__livemap_bit_slot(g, x);
+      if (MR_LIKELY(m->slots[i].addr == addr))
+        return i;
+    }
+    if (mr__livemap_zero_bytes(w)) /* an EMPTY slot: no probe went on from here */
+      return SIZE_MAX;
+  }
+}
+
+/* Starts loading the slot line where addr (hash h) most likely is: the first match of its
+ * control bits in its home group (a hint only: nothing is read from it). */
+static inline void mr__livemap_prefetch(const struct mr__livemap *m, uint64_t h) {
+  const uint64_t tag = 0x0101010101010101ull * mr__livemap_tag(h);
+  const size_t g = mr__livemap_home(h, m->mask);
+  const uint64_t x = mr__livemap_zero_bytes(mr__livemap_group(m->ctrl, g) ^ tag);
+  if (x)
+    __builtin_prefetch(&m->slots[mr__livemap_bit_slot(g, x)], 1);
 }
 
 /* The slot of addr, or SIZE_MAX. */
 static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t addr) {
   if (MR_UNLIKELY(!m->count || !addr))
     return SIZE_MAX;
-  return mr__livemap_find_from(m, addr, mr__livemap_slot(addr, m->mask));
+  return mr__livemap_find_h(m, addr, mr__livemap_hash(addr));
 }
 
 /* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in

@@ -138,6 +138,8 @@ mr_status mr__core_validate(mr__pool *p) {
     CHECK(in_batches == o->pending[0].count + o->pending[1].count,
           "stream %" PRIu64 ": %zu blocks in batches, %zu pending", o->id, in_batches,
           o->pending[0].count + o->pending[1].count);
+    char why[200];
+    CHECK(mr__livemap_check(&o->lives, why, sizeof why), "stream %" PRIu64 ": %s", o->id, why);
     size_t cached = 0, cbytes = 0;
     CHECK(!o->bins[MR_TLSF_CLASSES].n, "the front cache's top bin of stream %" PRIu64 " is used",
           o->id);

@@ -1,66 +1,104 @@
-/* A stream's map of the blocks it handed out (address -> block), open addressing with linear
- * probing and backward-shift deletion. Each caching-pool stream keeps its own, under its own
- * spinlock, so a free on the stream that allocated the block touches nothing another thread
- * writes: that is what lets threads on different streams scale. */
+/* A stream's map of the blocks it handed out (address -> block): open addressing over groups of
+ * 8 slots with a control byte a slot (see caching_internal.h). Each caching-pool stream keeps its
+ * own, under its own spinlock, so a free on the stream that allocated the block touches nothing
+ * another thread writes: that is what lets threads on different streams scale. */
 #include "caching_internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 
-/* Frees a slot table of mr__livemap_rehash (what calloc returned is stored just before it). */
+/* Frees a table of mr__livemap_rehash (what calloc returned is stored just before it). */
 static void table_free(mr__live_slot *slots) {
   if (slots)
     free(((void **)slots)[-1]);
 }
 
+/* Room for (7/8 of the slots) - what is full or DELETED: the full ones here, after a rehash. */
+static size_t room(size_t cap, size_t count) { return cap - cap / 8 - count; }
+
 int mr__livemap_rehash(mr__livemap *m, size_t cap) {
-  /* aligned to a cache line, so that no slot straddles two: a probe is one miss, not two */
-  if (cap > SIZE_MAX / sizeof(mr__live_slot))
+  /* slots then control bytes, in one allocation; the slots aligned to a cache line, so that no
+   * slot straddles two: a lookup reads one slot line */
+  if (cap > (SIZE_MAX - 64) / (sizeof(mr__live_slot) + 1))
     return 0;
-  void *mem = calloc(cap * sizeof(mr__live_slot) + 64, 1);
+  void *mem = calloc(cap * (sizeof(mr__live_slot) + 1) + 64, 1); /* all EMPTY */
   if (!mem)
     return 0;
   mr__live_slot *slots = (mr__live_slot *)(((uintptr_t)mem + 64) & ~(uintptr_t)63);
   ((void **)slots)[-1] = mem; /* the 64 bytes before the table hold what to free */
-  size_t mask = cap - 1;
+  mr__livemap n = {.slots = slots, .ctrl = (uint8_t *)(slots + cap), .mask = cap - 1};
+  n.left = room(cap, 0);
   for (size_t i = 0; m->slots && i <= m->mask; i++) {
-    if (!m->slots[i].addr)
-      continue;
-    size_t j = mr__livemap_slot(m->slots[i].addr, mask);
-    while (slots[j].addr)
-      j = (j + 1) & mask;
-    slots[j] = m->slots[i];
+    const mr__live_slot *sl = &m->slots[i];
+    if (sl->addr)
+      (void)mr__livemap_insert(&n, sl->addr, sl->size, sl->blk, sl->requested);
   }
   table_free(m->slots);
-  m->slots = slots;
-  m->mask = mask;
-  m->limit = cap / 2;
+  *m = n;
   return 1;
 }
 
 int mr__livemap_grow(mr__livemap *m) {
-  size_t cap = m->slots ? 2 * (m->mask + 1) : 64;
-  /* without memory to grow, a fuller table still works up to 7/8 */
+  size_t cap = m->slots ? m->mask + 1 : 64;
+  /* full or DELETED at 7/8: twice as big, unless DELETED slots are most of that (then the same
+   * size, without them) */
+  if (m->slots && m->count >= cap / 2 - cap / 16)
+    cap *= 2;
   if (mr__livemap_rehash(m, cap))
     return 1;
-  if (!m->slots || 8 * (m->count + 1) > 7 * (m->mask + 1))
+  /* without memory to grow, a table fills on to 15/16 (longer probes), then no further */
+  if (!m->slots || m->fuller)
     return 0;
-  m->limit = m->count + 1;
+  m->fuller = 1;
+  m->left += (m->mask + 1) / 16;
   return 1;
 }
 
 const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const mr__blk *b) {
-  if (!m->count)
-    return NULL;
-  for (size_t i = mr__livemap_slot(b->addr, m->mask); m->slots[i].addr; i = (i + 1) & m->mask)
-    if (m->slots[i].blk == b)
-      return &m->slots[i];
-  return NULL;
+  size_t i = mr__livemap_find(m, b->addr);
+  return i != SIZE_MAX && m->slots[i].blk == b ? &m->slots[i] : NULL;
 }
 
 void mr__livemap_destroy(mr__livemap *m) {
   table_free(m->slots);
-  m->slots = NULL;
-  m->count = 0;
-  m->mask = 0;
-  m->limit = 0;
+  *m = (mr__livemap){0};
+}
+
+int mr__livemap_check(const mr__livemap *m, char *why, size_t len) {
+  if (!m->slots) {
+    snprintf(why, len, "a live map without a table counts %zu blocks", m->count);
+    return m->count == 0;
+  }
+  const size_t cap = m->mask + 1;
+  size_t full = 0, deleted = 0;
+  for (size_t i = 0; i < cap; i++) {
+    const uint8_t c = m->ctrl[i];
+    const uintptr_t a = m->slots[i].addr;
+    if (c & 0x80) {
+      const uint64_t h = mr__livemap_hash(a);
+      if (!a || c != mr__livemap_tag(h)) {
+        snprintf(why, len, "live map slot %zu (%p) has control byte %#x", i, (void *)a, c);
+        return 0;
+      }
+      if (mr__livemap_find_h(m, a, h) != i) {
+        snprintf(why, len, "live map slot %zu (%p) is not found by a lookup", i, (void *)a);
+        return 0;
+      }
+      full++;
+    } else if (a || (c != MR__LM_EMPTY && c != MR__LM_DELETED)) {
+      snprintf(why, len, "live map slot %zu (%p) has control byte %#x", i, (void *)a, c);
+      return 0;
+    } else {
+      deleted += c == MR__LM_DELETED;
+    }
+  }
+  const size_t room = cap - cap / 8 + (m->fuller ? cap / 16 : 0);
+  if (full != m->count || m->left + full + deleted != room) {
+    snprintf(why, len,
+             "live map counts %zu blocks and room for %zu more, holds %zu (%zu slots deleted, "
+             "%zu of %zu usable)",
+             m->count, m->left, full, deleted, room, cap);
+    return 0;
+  }
+  return 1;
 }

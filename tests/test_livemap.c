@@ -1,0 +1,166 @@
+/* The caching pool's live map (src/alloc/livemap.c and the inline operations in
+ * caching_internal.h), tested on its own: it is host code only, so one suite covers it for host
+ * and device pools alike (the pool suites reach it through the allocator, over both). Checked: a
+ * lookup finds every block and nothing else; a removal marks its slot EMPTY in a group that has
+ * an EMPTY slot and DELETED in a full group, and a probe still goes past that group; insertions
+ * reuse DELETED slots; the table grows at 7/8, and rehashes at the same size when DELETED slots
+ * fill it; and a model of 200,000 random operations agrees with the map, whose own check
+ * (mr__livemap_check, part of mr_caching_pool_validate) passes throughout. */
+#include "../src/alloc/caching_internal.h"
+
+#include <criterion/criterion.h>
+
+/* A block pointer to store: the map never reads through it. */
+static mr__blk *blk_of(uintptr_t addr) { return (mr__blk *)(addr ^ 0x5a5a0000u); }
+
+static void check_ok(const mr__livemap *m) {
+  char why[200];
+  cr_assert(mr__livemap_check(m, why, sizeof why), "%s", why);
+}
+
+static void insert_ok(mr__livemap *m, uintptr_t addr) {
+  cr_assert(mr__livemap_insert(m, addr, 512, blk_of(addr), 100), "insert %p", (void *)addr);
+}
+
+static void found(const mr__livemap *m, uintptr_t addr) {
+  size_t i = mr__livemap_find(m, addr);
+  cr_assert_neq(i, SIZE_MAX, "%p is in the map but not found", (void *)addr);
+  cr_assert_eq(m->slots[i].addr, addr);
+  cr_assert_eq(m->slots[i].blk, blk_of(addr));
+}
+
+static size_t deleted_slots(const mr__livemap *m) {
+  size_t n = 0;
+  for (size_t i = 0; i <= m->mask; i++)
+    n += m->ctrl[i] == MR__LM_DELETED;
+  return n;
+}
+
+/* n addresses (multiples of 256) whose home group in a table of `cap` slots is group g. */
+static void in_group(uintptr_t *out, size_t n, size_t cap, size_t g) {
+  size_t k = 0;
+  for (uintptr_t a = 256; k < n; a += 256)
+    if (mr__livemap_home(mr__livemap_hash(a), cap - 1) == g * MR__LM_GROUP)
+      out[k++] = a;
+}
+
+Test(livemap, a_removal_in_a_full_group_leaves_the_probe_unbroken) {
+  mr__livemap m = {0};
+  uintptr_t a[10];
+  in_group(a, 10, 64, 0);
+  for (int i = 0; i < 9; i++) /* 8 fill group 0, the 9th goes on to group 1 */
+    insert_ok(&m, a[i]);
+  cr_assert_eq(m.mask, 63);
+  size_t ninth = mr__livemap_find(&m, a[8]);
+  cr_assert_geq(ninth, MR__LM_GROUP, "the 9th of one group's addresses is in slot %zu", ninth);
+  size_t left = m.left;
+  mr__livemap_remove_at(&m, mr__livemap_find(&m, a[3]));
+  cr_expect_eq(deleted_slots(&m), 1, "a removal from a full group is DELETED");
+  cr_expect_eq(m.left, left, "a DELETED slot is no room");
+  found(&m, a[8]); /* the probe goes past group 0 still */
+  cr_expect_eq(mr__livemap_find(&m, a[3]), SIZE_MAX);
+  check_ok(&m);
+  mr__livemap_remove_at(&m, ninth); /* group 1 has EMPTY slots */
+  cr_expect_eq(deleted_slots(&m), 1);
+  cr_expect_eq(m.left, left + 1, "a removal from a group with an EMPTY slot is EMPTY again");
+  insert_ok(&m, a[9]); /* reuses the DELETED slot in group 0 */
+  cr_expect_eq(deleted_slots(&m), 0);
+  cr_expect_lt(mr__livemap_find(&m, a[9]), MR__LM_GROUP);
+  cr_expect_eq(m.left, left + 1, "filling a DELETED slot takes no room");
+  for (int i = 0; i < 10; i++)
+    if (i != 3 && i != 8)
+      found(&m, a[i]);
+  check_ok(&m);
+  mr__livemap_destroy(&m);
+}
+
+Test(livemap, grows_at_seven_eighths) {
+  mr__livemap m = {0};
+  for (uintptr_t k = 1; k <= 56; k++)
+    insert_ok(&m, k * 4096);
+  cr_expect_eq(m.mask + 1, 64, "56 blocks fit in 64 slots");
+  cr_expect_eq(m.left, 0);
+  insert_ok(&m, 57 * 4096);
+  cr_expect_eq(m.mask + 1, 128, "the 57th doubles the table");
+  for (uintptr_t k = 1; k <= 57; k++)
+    found(&m, k * 4096);
+  check_ok(&m);
+  mr__livemap_destroy(&m);
+}
+
+/* DELETED slots count against the room: when they fill it while few blocks are live, the table is
+ * rehashed at its size, without them. */
+Test(livemap, deleted_slots_are_dropped_by_a_rehash_at_the_same_size) {
+  mr__livemap m = {0};
+  uintptr_t a[4][8], b[4][6];
+  for (size_t g = 0; g < 4; g++) {
+    in_group(a[g], 8, 64, g);
+    in_group(b[g], 6, 64, g + 4);
+    for (int i = 0; i < 8; i++)
+      insert_ok(&m, a[g][i]);
+  }
+  cr_assert_eq(m.mask, 63);
+  for (size_t g = 0; g < 4; g++) /* groups 0-3 full: every removal there is DELETED */
+    for (int i = 0; i < 8; i++)
+      mr__livemap_remove_at(&m, mr__livemap_find(&m, a[g][i]));
+  cr_expect_eq(deleted_slots(&m), 32);
+  cr_expect_eq(m.left, 56 - 32, "DELETED slots are no room");
+  check_ok(&m);
+  for (size_t g = 0; g < 4; g++) /* 24 blocks in groups 4-7 take the rest of the room */
+    for (int i = 0; i < 6; i++)
+      insert_ok(&m, b[g][i]);
+  cr_expect_eq(m.left, 0);
+  cr_expect_eq(m.mask, 63);
+  insert_ok(&m, a[0][0]); /* 24 live, under 7/16 of 64: the same size */
+  cr_expect_eq(m.mask, 63, "a rehash with few blocks live keeps the size");
+  cr_expect_eq(deleted_slots(&m), 0, "a rehash drops the DELETED slots");
+  cr_expect_eq(m.left, 56 - 25);
+  found(&m, a[0][0]);
+  for (size_t g = 0; g < 4; g++)
+    for (int i = 0; i < 6; i++)
+      found(&m, b[g][i]);
+  check_ok(&m);
+  mr__livemap_destroy(&m);
+}
+
+Test(livemap, agrees_with_a_model_over_random_operations) {
+  enum { KEYS = 6000 };
+  static uintptr_t keys[KEYS];
+  static int in[KEYS];
+  mr__livemap m = {0};
+  uint64_t x = 0x9E3779B97F4A7C15ull;
+  size_t count = 0;
+  for (int k = 0; k < KEYS; k++)
+    keys[k] = (uintptr_t)(k + 1) * 256 + ((uintptr_t)(k % 7) << 32);
+  for (int op = 0; op < 200000; op++) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    /* the live count walks up to about 5000, then down and up again */
+    int k = (int)(x % KEYS);
+    if (in[k]) {
+      size_t i = mr__livemap_find(&m, keys[k]);
+      cr_assert_neq(i, SIZE_MAX, "op %d: %p lost", op, (void *)keys[k]);
+      cr_assert_eq(m.slots[i].blk, blk_of(keys[k]));
+      if ((op / 50000) % 2 == 0 || (x >> 40) % 4 != 0) {
+        mr__livemap_remove_at(&m, i);
+        in[k] = 0;
+        count--;
+      }
+    } else {
+      cr_assert_eq(mr__livemap_find(&m, keys[k]), SIZE_MAX, "op %d: %p found, not in the map", op,
+                   (void *)keys[k]);
+      insert_ok(&m, keys[k]);
+      in[k] = 1;
+      count++;
+    }
+    cr_assert_eq(m.count, count);
+    if (op % 5000 == 0)
+      check_ok(&m);
+  }
+  for (int k = 0; k < KEYS; k++)
+    if (in[k])
+      found(&m, keys[k]);
+  check_ok(&m);
+  mr__livemap_destroy(&m);
+}
