@@ -22,7 +22,7 @@
 /* random: after the fill, BENCH_WARM_STEPS_PER_BLOCK x N untimed steps of the sequence, or as many
  * as BENCH_WARM_LIMIT_MS allows */
 #define BENCH_WARM_STEPS_PER_BLOCK 10
-#define BENCH_WARM_LIMIT_MS 1000
+#define BENCH_WARM_LIMIT_MS 250
 
 /* ---- time and a seeded generator (xoshiro256**) -------------------------------------------- */
 static inline uint64_t bench_now_ns(void) {

@@ -104,9 +104,9 @@ static void notes(const bench_result *x, char *buf, size_t len) {
       used += (size_t)snprintf(buf + used, len - used, " x%.2f vs 1 thread", x->speedup);
   }
   if (x->warm_cut && used < len)
-    used += (size_t)snprintf(buf + used, len - used, "%swarm-up cut at %llu steps (%d s)",
-                             used ? "; " : "", (unsigned long long)x->warm_steps,
-                             BENCH_WARM_LIMIT_MS / 1000);
+    used +=
+        (size_t)snprintf(buf + used, len - used, "%swarm-up cut at %llu steps (%d ms)",
+                         used ? "; " : "", (unsigned long long)x->warm_steps, BENCH_WARM_LIMIT_MS);
   if (x->note[0] && used < len)
     snprintf(buf + used, len - used, "%s%s", used ? "; " : "", x->note);
 }

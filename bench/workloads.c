@@ -6,8 +6,9 @@
  *          Setup fills N/2 blocks, then walks 10 N steps of the sequence (neither timed): right
  *          after the fill the blocks lie packed in address order and an allocator is still
  *          settling (a caching pool at 1e5 splits and merges 2.5 times as often as later, and
- *          still grows). The timed repetitions then walk around N/2 live in the steady state, so
- *          the cost is that of an allocator holding about N/2 blocks.
+ *          still grows). The walk stops at 250 ms (an allocator that slow is cut short, and the
+ *          table says so). The timed repetitions then walk around N/2 live in the steady state,
+ *          so the cost is that of an allocator holding about N/2 blocks.
  * phases   an engine iteration: 32 buffers of 1-8 MiB allocated, then freed in reverse.
  * streams  4 streams, 32 blocks of 4 KiB-1 MiB: freed on one stream, an event recorded there,
  *          the next stream waits on it, the blocks are allocated on that next stream.
