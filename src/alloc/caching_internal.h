@@ -136,6 +136,11 @@ static inline uint64_t mr__livemap_zero_bytes(uint64_t x) {
   return ~(((x & MR__LM_LOW7) + MR__LM_LOW7) | x | MR__LM_LOW7);
 }
 
+/* The high bit of every byte of group word w that holds hash h's control byte (candidates). */
+static inline uint64_t mr__livemap_match(uint64_t w, uint64_t h) {
+  return mr__livemap_zero_bytes(w ^ (0x0101010101010101ull * mr__livemap_tag(h)));
+}
+
 static inline size_t mr__livemap_bit_slot(size_t g, uint64_t bits) {
   return g + (size_t)(__builtin_ctzll(bits) >> 3);
 }
@@ -178,10 +183,9 @@ static inline void mr__livemap_remove_at(struct mr__livemap *m, size_t i) {
 
 /* The slot of addr (hash h), or SIZE_MAX, in a map that has a table. */
 static inline size_t mr__livemap_find_h(const struct mr__livemap *m, uintptr_t addr, uint64_t h) {
-  const uint64_t tag = 0x0101010101010101ull * mr__livemap_tag(h);
   for (size_t g = mr__livemap_home(h, m->mask);; g = (g + MR__LM_GROUP) & m->mask) {
     const uint64_t w = mr__livemap_group(m->ctrl, g);
-    for (uint64_t x = mr__livemap_zero_bytes(w ^ tag); x; x &= x - 1) {
+    for (uint64_t x = mr__livemap_match(w, h); x; x &= x - 1) {
       const size_t i = mr__livemap_bit_slot(g, x);
       if (MR_LIKELY(m->slots[i].addr == addr))
         return i;
@@ -194,9 +198,8 @@ static inline size_t mr__livemap_find_h(const struct mr__livemap *m, uintptr_t a
 /* Starts loading the slot line where addr (hash h) most likely is: the first match of its
  * control bits in its home group (a hint only: nothing is read from it). */
 static inline void mr__livemap_prefetch(const struct mr__livemap *m, uint64_t h) {
-  const uint64_t tag = 0x0101010101010101ull * mr__livemap_tag(h);
   const size_t g = mr__livemap_home(h, m->mask);
-  const uint64_t x = mr__livemap_zero_bytes(mr__livemap_group(m->ctrl, g) ^ tag);
+  const uint64_t x = mr__livemap_match(mr__livemap_group(m->ctrl, g), h);
   if (x)
     __builtin_prefetch(&m->slots[mr__livemap_bit_slot(g, x)], 1);
 }

@@ -13,8 +13,8 @@ static void table_free(mr__live_slot *slots) {
     free(((void **)slots)[-1]);
 }
 
-/* Room for (7/8 of the slots) - what is full or DELETED: the full ones here, after a rehash. */
-static size_t room(size_t cap, size_t count) { return cap - cap / 8 - count; }
+/* The slots a table of `cap` may fill (full or DELETED): 7/8, or 15/16 when it could not grow. */
+static size_t usable(size_t cap, int fuller) { return cap - cap / 8 + (fuller ? cap / 16 : 0); }
 
 int mr__livemap_rehash(mr__livemap *m, size_t cap) {
   /* slots then control bytes, in one allocation; the slots aligned to a cache line, so that no
@@ -27,7 +27,7 @@ int mr__livemap_rehash(mr__livemap *m, size_t cap) {
   mr__live_slot *slots = (mr__live_slot *)(((uintptr_t)mem + 64) & ~(uintptr_t)63);
   ((void **)slots)[-1] = mem; /* the 64 bytes before the table hold what to free */
   mr__livemap n = {.slots = slots, .ctrl = (uint8_t *)(slots + cap), .mask = cap - 1};
-  n.left = room(cap, 0);
+  n.left = usable(cap, 0);
   for (size_t i = 0; m->slots && i <= m->mask; i++) {
     const mr__live_slot *sl = &m->slots[i];
     if (sl->addr)
@@ -92,7 +92,7 @@ int mr__livemap_check(const mr__livemap *m, char *why, size_t len) {
       deleted += c == MR__LM_DELETED;
     }
   }
-  const size_t room = cap - cap / 8 + (m->fuller ? cap / 16 : 0);
+  const size_t room = usable(cap, m->fuller);
   if (full != m->count || m->left + full + deleted != room) {
     snprintf(why, len,
              "live map counts %zu blocks and room for %zu more, holds %zu (%zu slots deleted, "
