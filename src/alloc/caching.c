@@ -327,7 +327,8 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   mr__bias_lock(&ps->lock);
   int over = 0; /* filing the last hot block left the cache over its budget */
   size_t i;
-  if (ps->hot) { /* before the probe: filing it may move slots */
+  if (ps->hot) { /* before the probe: a second free of the hot block must not find its slot (it
+                  * then finds the block in the cache: free_slow reports a double free) */
     /* the slot's line is likely out of cache: start loading it while the hot block is filed */
     const uint64_t h = mr__livemap_hash((uintptr_t)ptr);
     mr__livemap_prefetch(&ps->lives, h);
