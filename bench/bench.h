@@ -240,6 +240,8 @@ typedef struct bench_result {
   uint64_t ops;                  /* per repetition (of the median one) */
   double med, min, max;          /* ns per op */
   double rep_ns[BENCH_MAX_REPS]; /* ns per op of each repetition */
+  /* pools: upstream allocations and frees during each timed repetition (-1: unknown) */
+  int64_t rep_upstream[BENCH_MAX_REPS];
   int reps;
   int threads;   /* threads workload: the thread count */
   double wall_s; /* the whole measurement: open, setup, calibration, repetitions, teardown */

@@ -234,6 +234,15 @@ static mr_status timed(bench_run *r, const bench_workload *w, uint64_t iters, ui
   return st;
 }
 
+/* A pool's upstream allocations and frees so far (read between repetitions, not timed); -1 for
+ * other allocators. */
+static int64_t upstream_calls(const bench_run *r) {
+  mr_stats s = MR_STATS_INIT;
+  if (!r->a || !(r->a->d->flags & BA_POOL) || !r->a->mr || mr_stats_get(r->a->mr, &s) != MR_OK)
+    return -1;
+  return (int64_t)(s.upstream_allocs + s.upstream_frees);
+}
+
 static int cmp_double(const void *a, const void *b) {
   double x = *(const double *)a, y = *(const double *)b;
   return x < y ? -1 : x > y;
@@ -268,8 +277,11 @@ static mr_status measure(bench_run *r, const bench_workload *w, const bench_opts
   double sorted[BENCH_MAX_REPS];
   uint64_t rep_ops[BENCH_MAX_REPS];
   for (int i = 0; i < o->reps; i++) {
+    int64_t up0 = upstream_calls(r);
     if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
       return st;
+    int64_t up1 = upstream_calls(r);
+    res->rep_upstream[i] = up0 < 0 || up1 < 0 ? -1 : up1 - up0;
     rep_ops[i] = ops;
     res->rep_ns[i] = ops ? (double)ns / (double)ops : 0;
     sorted[i] = res->rep_ns[i];

@@ -103,6 +103,16 @@ static void notes(const bench_result *x, char *buf, size_t len) {
     if (!isnan(x->speedup) && used < len)
       used += (size_t)snprintf(buf + used, len - used, " x%.2f vs 1 thread", x->speedup);
   }
+  int64_t up = 0;
+  int up_reps = 0;
+  for (int k = 0; k < x->reps; k++)
+    if (x->rep_upstream[k] > 0) {
+      up += x->rep_upstream[k];
+      up_reps++;
+    }
+  if (up && used < len)
+    used += (size_t)snprintf(buf + used, len - used, "%s%lld upstream calls in %d of %d reps",
+                             used ? "; " : "", (long long)up, up_reps, x->reps);
   if (x->warm_cut && used < len)
     used +=
         (size_t)snprintf(buf + used, len - used, "%swarm-up cut at %llu steps (%d ms)",
@@ -263,7 +273,14 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
           fputs(", ", f);
         jnum(f, x->rep_ns[k]);
       }
-      fprintf(f, "]}, \"ops_per_s\": ");
+      fprintf(f, "]}");
+      if (x->has_pool) {
+        fprintf(f, ", \"upstream_calls_per_rep\": [");
+        for (int k = 0; k < x->reps; k++)
+          fprintf(f, "%s%lld", k ? ", " : "", (long long)x->rep_upstream[k]);
+        fputc(']', f);
+      }
+      fprintf(f, ", \"ops_per_s\": ");
       jnum(f, x->med > 0 ? 1e9 / x->med : NAN);
       fprintf(f, ",\n     \"base\": ");
       if (x->base)
