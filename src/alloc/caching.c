@@ -35,9 +35,7 @@ static _Thread_local memo tl_memo[8] __attribute__((tls_model("initial-exec")));
 
 static mr__pstream *pstream_slow(mr__pool *p, mr_stream *s) {
   pthread_mutex_lock(&p->mu);
-  mr__pstream *ps = p->streams;
-  while (ps && !(ps->stream && ps->id == s->id))
-    ps = ps->next;
+  mr__pstream *ps = mr__pool_stream_find(p, s);
   if (!ps)
     ps = mr__pool_stream_new(p, s);
   pthread_mutex_unlock(&p->mu);

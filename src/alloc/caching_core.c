@@ -4,7 +4,7 @@
  * may reuse them at once), batches of pending blocks that share one event, and the way back to
  * upstream (growth, out-of-memory release, trim).
  *
- * Lock order: pool mutex -> a stream's front-cache spinlock -> a block-map shard spinlock. */
+ * Lock order: pool mutex -> a stream's lock (its front cache and live map). */
 #include "caching_front.h"
 
 #include <inttypes.h>
@@ -514,6 +514,15 @@ void mr__core_destroy(mr__pool *p) {
   else if (first_err != MR_OK)
     mr__error(first_err, "caching pool '%s': returning a segment to '%s' failed on destroy",
               p->name, mr_allocator_name(p->upstream));
+}
+
+mr__pstream *mr__pool_stream_find(mr__pool *p, mr_stream *s) {
+  if (!s)
+    return p->host_ps;
+  mr__pstream *ps = p->streams;
+  while (ps && !(ps->stream && ps->id == s->id))
+    ps = ps->next;
+  return ps;
 }
 
 mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s) {

@@ -366,6 +366,8 @@ mr__blk *mr__grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t s
 
 /* caching_core.c; all with p->mu held unless said otherwise */
 mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s);
+/* The state of stream s (NULL: host order), or NULL if the pool has not seen it. */
+mr__pstream *mr__pool_stream_find(mr__pool *p, mr_stream *s);
 mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize, mr__blk **out,
                          int *from_upstream);
 /* Takes blocks (CACHED state, out of every list) freed on ps into the core. */

@@ -108,9 +108,7 @@ mr_status mr_caching_pool_stream_stats(mr_allocator *pool, mr_stream *stream, mr
         "mr_caching_pool_stream_stats: out is NULL or not initialised (MR_STATS_INIT)");
   mr_stats s = MR_STATS_INIT;
   pthread_mutex_lock(&p->mu);
-  mr__pstream *ps = p->streams;
-  while (ps && !(stream ? ps->stream && ps->id == stream->id : !ps->stream))
-    ps = ps->next;
+  mr__pstream *ps = mr__pool_stream_find(p, stream);
   if (ps) {
     mr__bias_lock(&ps->lock);
     sum_stream(&s, ps);
