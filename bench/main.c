@@ -270,10 +270,19 @@ static mr_status measure(bench_run *r, const bench_workload *w, const bench_opts
   }
   double want = ns ? (double)iters * target / (double)ns : (double)max_iters;
   iters = want < 1 ? 1 : want >= (double)max_iters ? max_iters : (uint64_t)want;
-  res->iters = iters;
   /* warm-up, not counted */
   if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
     return st;
+  /* The calibration may have timed one-off costs (a pool growing: cudaHostAlloc takes
+   * milliseconds a segment), which leave the count far too small: a warm-up under half the
+   * target sets it again from the steady rate, and runs once more at that count. */
+  if (ns && (double)ns < target / 2 && iters < max_iters) {
+    want = (double)iters * target / (double)ns;
+    iters = want >= (double)max_iters ? max_iters : (uint64_t)want;
+    if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
+      return st;
+  }
+  res->iters = iters;
   double sorted[BENCH_MAX_REPS];
   uint64_t rep_ops[BENCH_MAX_REPS];
   for (int i = 0; i < o->reps; i++) {

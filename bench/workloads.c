@@ -231,9 +231,9 @@ static size_t random_cases(const bench_opts *o, int wl, bench_case *out, size_t 
       char p[48], m[16];
       bench_fmt_bytes(m, sizeof m, maxes[j]);
       snprintf(p, sizeof p, "N=%s max=%s", nnames[i], m);
-      /* the walk after the fill, then calibration (< 2 x max_iters), the warm-up repetition and
-       * the timed ones, at most */
-      uint64_t bound = (uint64_t)(o->reps + 3) * max_iters + BENCH_WARM_STEPS_PER_BLOCK * ns[i];
+      /* the walk after the fill, then calibration (< 2 x max_iters), the warm-up repetitions
+       * (at most 2) and the timed ones, at most */
+      uint64_t bound = (uint64_t)(o->reps + 4) * max_iters + BENCH_WARM_STEPS_PER_BLOCK * ns[i];
       uint64_t seed = bench_case_seed(o->seed, wl, ns[i], maxes[j]);
       bench_put_case(out, cap, &n, wl, ns[i], maxes[j],
                      random_dry_peak(seed, ns[i], maxes[j], bound), max_iters, p);
