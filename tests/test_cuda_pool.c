@@ -85,7 +85,6 @@ static void free_ok(mr_allocator *pool, void *p, size_t size, mr_stream *s) {
   cr_assert_eq(mr_free_async(pool, p, size, s), MR_OK, "free(%zu): %s", size, mr_last_error());
 }
 
-/* Copy n bytes of device memory back and check every byte is v. */
 /* The end of a test on one stream: its work done, the pool consistent, everything released. */
 static void finish_one_stream(mr_allocator *pool, mr_stream *a, mr_allocator *up) {
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
@@ -95,6 +94,7 @@ static void finish_one_stream(mr_allocator *pool, mr_stream *a, mr_allocator *up
   mr_allocator_release(up);
 }
 
+/* Copy n bytes of device memory back and check every byte is v. */
 static int device_bytes_are(const void *dev, int v, size_t n) {
   unsigned char *h = malloc(n);
   cr_assert_not_null(h);

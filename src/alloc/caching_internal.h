@@ -370,7 +370,8 @@ mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s);
 mr__pstream *mr__pool_stream_find(mr__pool *p, mr_stream *s);
 mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize, mr__blk **out,
                          int *from_upstream);
-/* Takes blocks (CACHED state, out of every list) freed on ps into the core. */
+/* Takes blocks freed on ps (LIVE, ps's, out of every list: from its front cache or spill list,
+ * or larger than the cache) into the core, pending on ps, through free_next. */
 void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list);
 void mr__core_flush_cache(mr__pool *p, mr__pstream *ps);
 mr_status mr__core_trim(mr__pool *p, size_t keep);
