@@ -11,6 +11,7 @@
 
 #include <memres/memres.h>
 
+#include <math.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -23,6 +24,25 @@
  * as BENCH_WARM_LIMIT_MS allows */
 #define BENCH_WARM_STEPS_PER_BLOCK 10
 #define BENCH_WARM_LIMIT_MS 250
+
+/* ---- calibration of a repetition's count (main.c and devices.c) ------------------------------ */
+/* While calibrating: a repetition of `iters` took `ns`, under a quarter of `target`; the next
+ * count to try (2 to 1000 times as many, toward that quarter, at most max_iters). */
+static inline uint64_t bench_calib_next(uint64_t iters, uint64_t ns, double target,
+                                        uint64_t max_iters) {
+  double f = ns ? target / (double)ns / 4 : 1000;
+  f = f < 2 ? 2 : f > 1000 ? 1000 : f;
+  double next = ceil((double)iters * f);
+  return next >= (double)max_iters ? max_iters : (uint64_t)next;
+}
+
+/* The count for a repetition of `target` ns at the rate of one of `iters` that took `ns`, in
+ * [1, max_iters] (max_iters when ns is 0). */
+static inline uint64_t bench_iters_for(uint64_t iters, uint64_t ns, double target,
+                                       uint64_t max_iters) {
+  double want = ns ? (double)iters * target / (double)ns : (double)max_iters;
+  return want < 1 ? 1 : want >= (double)max_iters ? max_iters : (uint64_t)want;
+}
 
 /* ---- time and a seeded generator (xoshiro256**) -------------------------------------------- */
 static inline uint64_t bench_now_ns(void) {

@@ -10,7 +10,6 @@
  * median of --reps repetitions are as in the single-GPU run. */
 #include "bench.h"
 
-#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -306,14 +305,10 @@ static void d_measure(const bench_opts *o, const dcase *c, int kind, const int *
         break;
       if ((double)ns >= target / 4 || iters >= c->max_iters)
         break;
-      double f = ns ? target / (double)ns / 4 : 1000;
-      f = f < 2 ? 2 : f > 1000 ? 1000 : f;
-      double next = ceil((double)iters * f);
-      iters = next >= (double)c->max_iters ? c->max_iters : (uint64_t)next;
+      iters = bench_calib_next(iters, ns, target, c->max_iters);
     }
     if (!bad) {
-      double want = ns ? (double)iters * target / (double)ns : (double)c->max_iters;
-      iters = want < 1 ? 1 : want >= (double)c->max_iters ? c->max_iters : (uint64_t)want;
+      iters = bench_iters_for(iters, ns, target, c->max_iters);
       bad = d_round(&ds, iters, &ns, &ops); /* warm-up */
     }
     for (int r = 0; r < o->reps && !bad; r++) {

@@ -7,7 +7,6 @@
  * end of each repetition, inside the timing, so deferred work is counted. */
 #include "bench.h"
 
-#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,13 +262,9 @@ static mr_status measure(bench_run *r, const bench_workload *w, const bench_opts
       return st;
     if ((double)ns >= target / 4 || iters >= max_iters)
       break;
-    double f = ns ? target / (double)ns / 4 : 1000;
-    f = f < 2 ? 2 : f > 1000 ? 1000 : f;
-    double next = ceil((double)iters * f);
-    iters = next >= (double)max_iters ? max_iters : (uint64_t)next;
+    iters = bench_calib_next(iters, ns, target, max_iters);
   }
-  double want = ns ? (double)iters * target / (double)ns : (double)max_iters;
-  iters = want < 1 ? 1 : want >= (double)max_iters ? max_iters : (uint64_t)want;
+  iters = bench_iters_for(iters, ns, target, max_iters);
   /* warm-up, not counted */
   if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
     return st;
@@ -277,8 +272,7 @@ static mr_status measure(bench_run *r, const bench_workload *w, const bench_opts
    * milliseconds a segment), which leave the count far too small: a warm-up under half the
    * target sets it again from the steady rate, and runs once more at that count. */
   if (ns && (double)ns < target / 2 && iters < max_iters) {
-    want = (double)iters * target / (double)ns;
-    iters = want >= (double)max_iters ? max_iters : (uint64_t)want;
+    iters = bench_iters_for(iters, ns, target, max_iters);
     if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
       return st;
   }
