@@ -5,7 +5,9 @@
  * allocators.c  one small adapter per allocator, raw baselines included
  * baselines_cuda.c / baselines_nocuda.c   the raw CUDA runtime calls (or their stand-ins)
  * sysinfo.c     CPU, memory, commit
- * report.c      the table, JSON, the SVG plot */
+ * report.c      the table, JSON, the SVG plot
+ * devices.c     --devices: every GPU at once
+ * bars.c        --bars: the bars of the benchmark's issue, each ratio's two sides alternating */
 #ifndef MEMRES_BENCH_H
 #define MEMRES_BENCH_H
 
@@ -15,6 +17,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <time.h>
 
 #define BENCH_MIB ((size_t)1 << 20)
@@ -171,6 +174,8 @@ typedef struct bench_opts {
   bool sel_alloc[32];
   bool sel_workload[16];
   int reps;
+  bool reps_set; /* --reps was given */
+  bool bars;     /* --bars: the issue's bars (bars.c) instead of the table */
   uint64_t seed;
   bool quick;
   bool no_pin;   /* --no-pin: leave the threads workload's workers where the scheduler puts them */
@@ -288,11 +293,43 @@ typedef struct bench_machine {
   double elapsed_s;
 } bench_machine;
 
+/* ---- one measurement in steps (main.c): the table's run and --bars (bars.c) ----------------- */
+typedef struct bench_meas {
+  const bench_workload *w;
+  balloc a;
+  bench_run r;    /* r.a points at a: a bench_meas does not move while started */
+  uint64_t iters; /* per timed repetition, from the calibration */
+  uint64_t t0;
+  bool started; /* opened (and set up): bench_meas_end has something to close */
+} bench_meas;
+
+/* Fills res's identity, checks the case fits in memory, opens allocator d (NULL: the workload
+ * uses none), sets the workload up, then runs the cold repetition, the calibration and the
+ * warm-up. True when timed repetitions can follow; otherwise res says why (skipped or error).
+ * Call bench_meas_end in either case. */
+bool bench_meas_start(bench_meas *m, const bench_case *c, const balloc_desc *d, const bench_opts *o,
+                      bench_result *res, uint64_t *slow_peak);
+/* One timed repetition: ns per op, ops done, a pool's upstream calls during it (-1: not a pool). */
+mr_status bench_meas_rep(bench_meas *m, double *ns_per_op, uint64_t *ops, int64_t *upstream);
+/* The pool's statistics into res, then teardown and close (res->wall_s: the whole measurement). */
+void bench_meas_end(bench_meas *m, bench_result *res);
+/* The median, min and max of n > 0 values (sorted in place). */
+void bench_stat3(double *v, int n, double *med, double *min, double *max);
+
+/* --bars (bars.c): the issue's bars, each side's repetitions alternating with the other's. Prints
+ * its table; writes JSON to o->json if set. Returns the exit status. */
+int bench_bars_run(const bench_opts *o, const bench_machine *m, int argc, char **argv);
+
 void bench_report_ratios(bench_result *r, size_t n);
 void bench_report_table(const bench_result *r, size_t n, const bench_machine *m);
 int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
                       const bench_opts *o, int argc, char **argv);
 int bench_report_svg(const char *path, const bench_result *r, size_t n, const bench_machine *m);
+/* JSON pieces (report.c): a string, a number (null for NaN or infinity), the "machine" member
+ * (indented for the top level, with its trailing comma). */
+void bench_json_str(FILE *f, const char *s);
+void bench_json_num(FILE *f, double v);
+void bench_json_machine(FILE *f, const bench_machine *m);
 /* "256B", "64KiB", "4MiB" */
 void bench_fmt_bytes(char *buf, size_t len, uint64_t bytes);
 

@@ -32,6 +32,9 @@ static void usage(FILE *f) {
              "                          at once, one thread per GPU (pool-device over each GPU's\n"
              "                          default allocator, and cudaMallocAsync), rows per GPU and\n"
              "                          for all together\n"
+             "  --bars                  instead of the usual run: the benchmark's bars, each\n"
+             "                          ratio's two sides measured in alternation (--reps\n"
+             "                          pairs, 11 by default), the median ratio judged\n"
              "  --list                  list the allocators and workloads\n"
              "  --help                  this text\n"
              "Without a GPU only the host allocators run. Exit status 0 on success, 2 for bad\n"
@@ -114,6 +117,8 @@ static int parse(int argc, char **argv, bench_opts *o) {
       o->alloc_arg = NULL;
     } else if (strcmp(argv[i], "--quick") == 0) {
       o->quick = true;
+    } else if (strcmp(argv[i], "--bars") == 0) {
+      o->bars = true;
     } else if (strcmp(argv[i], "--no-pin") == 0) {
       o->no_pin = true;
     } else if ((v = opt_value(argc, argv, &i, "--alloc"))) {
@@ -127,6 +132,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
         return -1;
       }
       o->reps = (int)r;
+      o->reps_set = true;
     } else if ((v = opt_value(argc, argv, &i, "--rep-ms"))) {
       double ms = strtod(v, &end);
       if (*end || !(ms > 0) || ms > 10000) {
@@ -154,8 +160,10 @@ static int parse(int argc, char **argv, bench_opts *o) {
   }
   if (o->rep_ms == 0)
     o->rep_ms = o->quick ? 2 : 10;
-  if (o->quick && o->reps > 3)
+  if (o->quick && o->reps > 3) {
     o->reps = 3;
+    o->reps_set = true;
+  }
   if (select_names(o->alloc_arg ? o->alloc_arg : "all", o->sel_alloc, bench_allocator_count(),
                    find_alloc) != 0)
     return -1;
@@ -247,8 +255,9 @@ static int cmp_double(const void *a, const void *b) {
   return x < y ? -1 : x > y;
 }
 
-static mr_status measure(bench_run *r, const bench_workload *w, const bench_opts *o,
-                         bench_result *res) {
+/* The cold repetition, the calibration and the warm-up: the count of a timed repetition. */
+static mr_status calibrate(bench_run *r, const bench_workload *w, const bench_opts *o,
+                           uint64_t *out_iters) {
   const double target = o->rep_ms * 1e6;
   const uint64_t max_iters = r->c->max_iters ? r->c->max_iters : 1000000;
   uint64_t iters = 1, ns = 0, ops = 0;
@@ -276,26 +285,7 @@ static mr_status measure(bench_run *r, const bench_workload *w, const bench_opts
     if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
       return st;
   }
-  res->iters = iters;
-  double sorted[BENCH_MAX_REPS];
-  uint64_t rep_ops[BENCH_MAX_REPS];
-  for (int i = 0; i < o->reps; i++) {
-    int64_t up0 = upstream_calls(r);
-    if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
-      return st;
-    int64_t up1 = upstream_calls(r);
-    res->rep_upstream[i] = up0 < 0 || up1 < 0 ? -1 : up1 - up0;
-    rep_ops[i] = ops;
-    res->rep_ns[i] = ops ? (double)ns / (double)ops : 0;
-    sorted[i] = res->rep_ns[i];
-  }
-  res->reps = o->reps;
-  qsort(sorted, (size_t)o->reps, sizeof sorted[0], cmp_double);
-  res->min = sorted[0];
-  res->max = sorted[o->reps - 1];
-  res->med =
-      o->reps % 2 ? sorted[o->reps / 2] : (sorted[o->reps / 2 - 1] + sorted[o->reps / 2]) / 2;
-  res->ops = rep_ops[0];
+  *out_iters = iters;
   return MR_OK;
 }
 
@@ -314,9 +304,13 @@ static uint64_t memory_cap(const balloc_desc *d, char *where, size_t len) {
   return avail ? avail / 10 * 6 : UINT64_MAX;
 }
 
-static void run_one(const bench_case *c, const bench_workload *w, const balloc_desc *d,
-                    const bench_opts *o, bench_result *res, uint64_t *slow_peak) {
+bool bench_meas_start(bench_meas *m, const bench_case *c, const balloc_desc *d, const bench_opts *o,
+                      bench_result *res, uint64_t *slow_peak) {
+  const bench_workload *w = bench_workload_at((size_t)c->wl);
+  memset(m, 0, sizeof *m);
   memset(res, 0, sizeof *res);
+  m->w = w;
+  m->t0 = bench_now_ns();
   res->c = c;
   res->workload = w->name;
   res->unit = w->unit;
@@ -335,7 +329,7 @@ static void run_one(const bench_case *c, const bench_workload *w, const balloc_d
       bench_fmt_bytes(cp, sizeof cp, cap);
       res->outcome = BENCH_SKIPPED;
       snprintf(res->note, sizeof res->note, "skipped: peak %s > 60%% of %s (%s)", pk, where, cp);
-      return;
+      return false;
     }
     if (*slow_peak && c->peak >= *slow_peak) {
       bench_fmt_bytes(pk, sizeof pk, *slow_peak);
@@ -343,61 +337,115 @@ static void run_one(const bench_case *c, const bench_workload *w, const balloc_d
       snprintf(res->note, sizeof res->note,
                "skipped: a setup of peak %s was already too slow (over %d s)", pk,
                BENCH_SETUP_LIMIT_MS / 1000);
-      return;
+      return false;
     }
   }
 
-  uint64_t t0 = bench_now_ns();
-  balloc a = {0};
-  bench_run r = {0};
-  r.c = c;
-  r.a = d ? &a : NULL;
-  r.seed = o->seed;
-  r.pin = !o->no_pin;
+  bench_run *r = &m->r;
+  r->c = c;
+  r->a = d ? &m->a : NULL;
+  r->seed = o->seed;
+  r->pin = !o->no_pin;
   mr_status st = MR_OK;
   if (d) {
-    a.d = d;
-    if ((st = d->open(&a)) != MR_OK) {
+    m->a.d = d;
+    if ((st = d->open(&m->a)) != MR_OK) {
       res->outcome = BENCH_ERROR;
       res->status = st;
       snprintf(res->note, sizeof res->note, "open: %s", mr_last_error());
-      return;
+      return false;
     }
   }
-  r.start_ns = bench_now_ns();
-  st = w->setup(&r);
-  if (st == MR_OK && r.skipped) {
+  m->started = true;
+  r->start_ns = bench_now_ns();
+  st = w->setup(r);
+  if (st == MR_OK && r->skipped) {
     res->outcome = BENCH_SKIPPED;
     if (c->peak && (!*slow_peak || c->peak < *slow_peak))
       *slow_peak = c->peak;
   } else if (st == MR_OK) {
-    st = measure(&r, w, o, res);
+    st = calibrate(r, w, o, &m->iters);
+    res->iters = m->iters;
   }
   if (st != MR_OK) {
     res->outcome = BENCH_ERROR;
     res->status = st;
   }
-  if (res->outcome == BENCH_OK && d && (d->flags & BA_POOL) && a.mr) {
+  return res->outcome == BENCH_OK;
+}
+
+mr_status bench_meas_rep(bench_meas *m, double *ns_per_op, uint64_t *ops, int64_t *upstream) {
+  uint64_t ns = 0;
+  int64_t up0 = upstream_calls(&m->r);
+  mr_status st = timed(&m->r, m->w, m->iters, &ns, ops);
+  int64_t up1 = upstream_calls(&m->r);
+  *upstream = up0 < 0 || up1 < 0 ? -1 : up1 - up0;
+  *ns_per_op = *ops ? (double)ns / (double)*ops : 0;
+  return st;
+}
+
+void bench_meas_end(bench_meas *m, bench_result *res) {
+  if (!m->started)
+    return;
+  bench_run *r = &m->r;
+  const balloc_desc *d = r->a ? r->a->d : NULL;
+  if (res->outcome == BENCH_OK && d && (d->flags & BA_POOL) && m->a.mr) {
     mr_stats s = MR_STATS_INIT;
-    if (mr_stats_get(a.mr, &s) == MR_OK) {
+    if (mr_stats_get(m->a.mr, &s) == MR_OK) {
       res->has_pool = true;
       res->stats = s;
     }
   }
-  res->req_peak = r.req_peak;
-  res->warm_steps = r.warm_steps;
-  res->warm_cut = r.warm_cut;
-  w->teardown(&r);
+  res->req_peak = r->req_peak;
+  res->warm_steps = r->warm_steps;
+  res->warm_cut = r->warm_cut;
+  m->w->teardown(r);
   if (d)
-    d->close(&a);
-  res->wall_s = (double)(bench_now_ns() - t0) / 1e9;
-  if (res->outcome != BENCH_OK || r.note[0]) {
+    d->close(&m->a);
+  res->wall_s = (double)(bench_now_ns() - m->t0) / 1e9;
+  if (res->outcome != BENCH_OK || r->note[0]) {
     if (res->outcome == BENCH_OK) { /* teardown failed to free: keep the figures, say so */
-      snprintf(res->note, sizeof res->note, "teardown: %.200s", r.note);
+      snprintf(res->note, sizeof res->note, "teardown: %.200s", r->note);
     } else {
-      snprintf(res->note, sizeof res->note, "%s", r.note[0] ? r.note : mr_last_error());
+      snprintf(res->note, sizeof res->note, "%s", r->note[0] ? r->note : mr_last_error());
     }
   }
+  m->started = false;
+}
+
+/* The median, min and max of n values (sorted in place). */
+void bench_stat3(double *v, int n, double *med, double *min, double *max) {
+  qsort(v, (size_t)n, sizeof v[0], cmp_double);
+  *min = v[0];
+  *max = v[n - 1];
+  *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+/* One measurement: its timed repetitions, the median of them reported. */
+static void run_one(const bench_case *c, const balloc_desc *d, const bench_opts *o,
+                    bench_result *res, uint64_t *slow_peak) {
+  bench_meas m;
+  if (bench_meas_start(&m, c, d, o, res, slow_peak)) {
+    double sorted[BENCH_MAX_REPS];
+    int i = 0;
+    for (; i < o->reps; i++) {
+      uint64_t ops = 0;
+      mr_status st = bench_meas_rep(&m, &res->rep_ns[i], &ops, &res->rep_upstream[i]);
+      if (st != MR_OK) {
+        res->outcome = BENCH_ERROR;
+        res->status = st;
+        break;
+      }
+      if (i == 0)
+        res->ops = ops;
+      sorted[i] = res->rep_ns[i];
+    }
+    if (res->outcome == BENCH_OK) {
+      res->reps = o->reps;
+      bench_stat3(sorted, o->reps, &res->med, &res->min, &res->max);
+    }
+  }
+  bench_meas_end(&m, res);
 }
 
 int main(int argc, char **argv) {
@@ -428,10 +476,12 @@ int main(int argc, char **argv) {
   if (m.gpus)
     printf("; driver %d, runtime %d", m.driver, m.runtime);
   printf("\n");
-  if (m.gpus == 0 && !o.devices_arg)
+  if (m.gpus == 0 && !o.devices_arg && !o.bars)
     printf("no GPU: running the host allocators only (%s)\n", m.no_gpu);
   fflush(stdout);
 
+  if (o.bars)
+    return bench_bars_run(&o, &m, argc, argv);
   if (o.devices_arg) {
     if (m.gpus == 0) {
       printf("--devices %s: no GPU, nothing run for it (%s)\n", o.devices_arg, m.no_gpu);
@@ -474,12 +524,12 @@ int main(int argc, char **argv) {
     if (!w->per_allocator) {
       progress(k + 1, total, w->name, cases[i].params, "memres");
       uint64_t unused = 0;
-      run_one(&cases[i], w, NULL, &o, &res[k++], &unused);
+      run_one(&cases[i], NULL, &o, &res[k++], &unused);
       continue;
     }
     for (size_t j = 0; j < n_allocs; j++) {
       progress(k + 1, total, w->name, cases[i].params, allocs[j]->name);
-      run_one(&cases[i], w, allocs[j], &o, &res[k++], &slow_peak[j]);
+      run_one(&cases[i], allocs[j], &o, &res[k++], &slow_peak[j]);
     }
   }
   m.elapsed_s = (double)(bench_now_ns() - t0) / 1e9;

@@ -161,7 +161,7 @@ void bench_report_table(const bench_result *r, size_t n, const bench_machine *m)
 }
 
 /* ---- JSON ----------------------------------------------------------------------------------- */
-static void jstr(FILE *f, const char *s) {
+void bench_json_str(FILE *f, const char *s) {
   fputc('"', f);
   for (; s && *s; s++) {
     unsigned char c = (unsigned char)*s;
@@ -179,31 +179,23 @@ static void jstr(FILE *f, const char *s) {
   fputc('"', f);
 }
 
-static void jnum(FILE *f, double v) {
+void bench_json_num(FILE *f, double v) {
   if (isnan(v) || isinf(v))
     fputs("null", f);
   else
     fprintf(f, "%.6g", v);
 }
 
-int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
-                      const bench_opts *o, int argc, char **argv) {
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "{\n  \"memres_bench\": 1,\n  \"memres_version\": ");
-  jstr(f, mr_version_string());
-  fprintf(f, ",\n  \"commit\": ");
-  jstr(f, m->commit);
-  fprintf(f, ",\n  \"elapsed_s\": %.3f,\n  \"machine\": {\n    \"cpu\": ", m->elapsed_s);
-  jstr(f, m->cpu);
+void bench_json_machine(FILE *f, const bench_machine *m) {
+  fprintf(f, "  \"machine\": {\n    \"cpu\": ");
+  bench_json_str(f, m->cpu);
   fprintf(f, ",\n    \"cores\": %d,\n    \"mem_available_bytes\": %llu,\n    \"gpus\": %d,\n",
           m->cores, (unsigned long long)m->mem_available, m->gpus);
   fprintf(f, "    \"device\": ");
-  jstr(f, m->device);
+  bench_json_str(f, m->device);
   fprintf(f, ",\n    \"no_gpu_reason\": ");
   if (m->no_gpu[0])
-    jstr(f, m->no_gpu);
+    bench_json_str(f, m->no_gpu);
   else
     fputs("null", f);
   fprintf(f,
@@ -212,18 +204,31 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
           "    \"gpu_total_bytes\": %llu\n  },\n",
           m->driver, m->runtime, bcu_built() ? "true" : "false", (unsigned long long)m->gpu_free,
           (unsigned long long)m->gpu_total);
+}
+
+int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
+                      const bench_opts *o, int argc, char **argv) {
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  fprintf(f, "{\n  \"memres_bench\": 1,\n  \"memres_version\": ");
+  bench_json_str(f, mr_version_string());
+  fprintf(f, ",\n  \"commit\": ");
+  bench_json_str(f, m->commit);
+  fprintf(f, ",\n  \"elapsed_s\": %.3f,\n", m->elapsed_s);
+  bench_json_machine(f, m);
   fprintf(f, "  \"options\": {\n    \"argv\": [");
   for (int i = 0; i < argc; i++) {
     if (i)
       fputs(", ", f);
-    jstr(f, argv[i]);
+    bench_json_str(f, argv[i]);
   }
   fprintf(f, "],\n    \"allocators\": [");
   int first = 1;
   for (size_t i = 0; i < bench_allocator_count(); i++)
     if (o->sel_alloc[i]) {
       fputs(first ? "" : ", ", f);
-      jstr(f, bench_allocator_at(i)->name);
+      bench_json_str(f, bench_allocator_at(i)->name);
       first = 0;
     }
   fprintf(f, "],\n    \"workloads\": [");
@@ -231,7 +236,7 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
   for (size_t i = 0; i < bench_workload_count(); i++)
     if (o->sel_workload[i]) {
       fputs(first ? "" : ", ", f);
-      jstr(f, bench_workload_at(i)->name);
+      bench_json_str(f, bench_workload_at(i)->name);
       first = 0;
     }
   fprintf(f,
@@ -241,37 +246,39 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
   for (size_t i = 0; i < n; i++) {
     const bench_result *x = &r[i];
     fprintf(f, "    {\"workload\": ");
-    jstr(f, x->workload);
+    bench_json_str(f, x->workload);
     fprintf(f, ", \"params\": ");
-    jstr(f, x->c->params);
+    bench_json_str(f, x->c->params);
     fprintf(f, ", \"allocator\": ");
-    jstr(f, x->alloc);
+    bench_json_str(f, x->alloc);
     fprintf(f, ", \"kind\": ");
-    jstr(f, mr_kind_str(x->kind));
+    bench_json_str(f, mr_kind_str(x->kind));
     fprintf(f, ", \"outcome\": ");
-    jstr(f, x->outcome == BENCH_OK ? "ok" : x->outcome == BENCH_SKIPPED ? "skipped" : "error");
+    bench_json_str(f, x->outcome == BENCH_OK        ? "ok"
+                      : x->outcome == BENCH_SKIPPED ? "skipped"
+                                                    : "error");
     fprintf(f, ", \"status\": ");
-    jstr(f, mr_status_str(x->status));
+    bench_json_str(f, mr_status_str(x->status));
     fprintf(f, ", \"note\": ");
-    jstr(f, x->note);
+    bench_json_str(f, x->note);
     fprintf(f, ",\n     \"unit\": ");
-    jstr(f, x->unit);
+    bench_json_str(f, x->unit);
     fprintf(f, ", \"case_peak_bytes\": %llu, \"wall_s\": %.3f", (unsigned long long)x->c->peak,
             x->wall_s);
     if (x->outcome == BENCH_OK) {
       fprintf(f, ", \"iters_per_rep\": %llu, \"ops_per_rep\": %llu", (unsigned long long)x->iters,
               (unsigned long long)x->ops);
       fprintf(f, ",\n     \"ns_per_op\": {\"median\": ");
-      jnum(f, x->med);
+      bench_json_num(f, x->med);
       fprintf(f, ", \"min\": ");
-      jnum(f, x->min);
+      bench_json_num(f, x->min);
       fprintf(f, ", \"max\": ");
-      jnum(f, x->max);
+      bench_json_num(f, x->max);
       fprintf(f, ", \"reps\": [");
       for (int k = 0; k < x->reps; k++) {
         if (k)
           fputs(", ", f);
-        jnum(f, x->rep_ns[k]);
+        bench_json_num(f, x->rep_ns[k]);
       }
       fprintf(f, "]}");
       if (x->has_pool) {
@@ -281,19 +288,19 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
         fputc(']', f);
       }
       fprintf(f, ", \"ops_per_s\": ");
-      jnum(f, x->med > 0 ? 1e9 / x->med : NAN);
+      bench_json_num(f, x->med > 0 ? 1e9 / x->med : NAN);
       fprintf(f, ",\n     \"base\": ");
       if (x->base)
-        jstr(f, x->base);
+        bench_json_str(f, x->base);
       else
         fputs("null", f);
       fprintf(f, ", \"ratio_base\": ");
-      jnum(f, x->ratio_base);
+      bench_json_num(f, x->ratio_base);
       fprintf(f, ", \"ratio_cudaHostAlloc\": ");
-      jnum(f, x->ratio_pinned);
+      bench_json_num(f, x->ratio_pinned);
       if (x->threads > 0) {
         fprintf(f, ", \"threads\": %d, \"speedup_vs_1_thread\": ", x->threads);
-        jnum(f, x->speedup);
+        bench_json_num(f, x->speedup);
       }
       fprintf(f, ", \"workload_peak_requested_bytes\": %llu", (unsigned long long)x->req_peak);
       if (x->warm_steps)
@@ -306,10 +313,11 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
                 (unsigned long long)x->stats.peak_reserved,
                 (unsigned long long)x->stats.peak_in_use);
         fprintf(f, ", \"reserved_over_in_use\": ");
-        jnum(f, x->stats.peak_in_use ? (double)x->stats.peak_reserved / (double)x->stats.peak_in_use
-                                     : NAN);
+        bench_json_num(f, x->stats.peak_in_use
+                              ? (double)x->stats.peak_reserved / (double)x->stats.peak_in_use
+                              : NAN);
         fprintf(f, ", \"reserved_over_requested\": ");
-        jnum(f, x->req_peak ? (double)x->stats.peak_reserved / (double)x->req_peak : NAN);
+        bench_json_num(f, x->req_peak ? (double)x->stats.peak_reserved / (double)x->req_peak : NAN);
         if (need > 0 && need < sizeof buf)
           fprintf(f, ", \"stats\": %s", buf);
         fputc('}', f);

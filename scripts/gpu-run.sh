@@ -8,7 +8,8 @@
 #          cp build/release/bench/memres-bench build/dev/tests/stress_* scripts/gpu-run.sh .gpu/
 #          (bundle.sh stops on an executable that needs no shared library, so the bench and the
 #          stress programs are copied by hand)
-#   there: .gpu/gpu-run.sh "$OUT" [tests|sanitize|bench|devices ...]
+#   there: .gpu/gpu-run.sh "$OUT" [tests|sanitize|bench|devices|bars ...]
+#   (bars: memres-bench --bars, three times, as bars-1..3.{txt,json})
 set -uo pipefail
 out=${1:-gpu-out}; shift || true
 parts=${*:-tests sanitize bench}
@@ -65,5 +66,15 @@ if [[ " $parts " == *" devices "* ]]; then
   echo "memres-bench --devices all rc=$rc" | tee -a "$out/summary.txt"
   [ $rc -eq 0 ] || fail=1
   cat "$out/devices.txt"
+fi
+if [[ " $parts " == *" bars "* ]]; then
+  for k in 1 2 3; do
+    "$here/run" memres-bench --bars --json "$out/bars-$k.json" >"$out/bars-$k.txt" \
+      2>"$out/bars-$k.err"
+    rc=$?
+    echo "memres-bench --bars ($k) rc=$rc" | tee -a "$out/summary.txt"
+    [ $rc -eq 0 ] || fail=1
+    cat "$out/bars-$k.txt"
+  done
 fi
 exit $fail
