@@ -232,14 +232,15 @@ static void run_bar(bar_out *out, const bar_def *b, const case_table *t, const b
   bench_meas_end(&ma, &out->ra);
 }
 
-/* A ratio as printed: "1/31.9" under 1, "1.52" from 1 up; a one-sided bar's ns as they are. */
-static void fmt_fig(char *buf, size_t len, double v, bool ratio) {
-  if (!ratio)
-    snprintf(buf, len, "%.1f", v);
-  else if (v > 0 && v < 1)
+/* A figure as printed: "1/31.9" for a bar below 1 (a fraction of the baseline), "1.52" for one
+ * from 1 up, a one-sided bar's ns as they are. */
+static void fmt_fig(char *buf, size_t len, double v, const bar_def *b) {
+  if (b->b.workload && b->limit < 1 && v > 0)
     snprintf(buf, len, "1/%.*f", 1 / v >= 1000 ? 0 : 1, 1 / v);
-  else
+  else if (b->b.workload)
     snprintf(buf, len, "%.2f", v);
+  else
+    snprintf(buf, len, "%.1f", v);
 }
 
 /* One bar: the figure (the median), its range over the pairs, whether it is met; then each
@@ -253,9 +254,9 @@ static void print_bar(const bar_out *x) {
   }
   bool two = b->b.workload != NULL;
   char med[32], lo[32], hi[32], range[80];
-  fmt_fig(med, sizeof med, x->med, two);
-  fmt_fig(lo, sizeof lo, x->min, two);
-  fmt_fig(hi, sizeof hi, x->max, two);
+  fmt_fig(med, sizeof med, x->med, b);
+  fmt_fig(lo, sizeof lo, x->min, b);
+  fmt_fig(hi, sizeof hi, x->max, b);
   snprintf(range, sizeof range, "(%s .. %s)", lo, hi);
   printf("%-46s %-11s %-9s %-21s %s\n", b->what, b->shown, med, range, x->met ? "yes" : "no");
   printf("%-46s   A %.4g ns/op (%.4g-%.4g)", "", x->ra.med, x->ra.min, x->ra.max);
