@@ -135,8 +135,8 @@ typedef struct bar_out {
   const bar_def *def;
   bool ran;
   char why[300];              /* not run: why; or a side's error */
-  bench_case ca, cb;          /* each side's case (ra.c and rb.c point at them) */
-  bench_result ra, rb;        /* each side's figures (rb unused for one-sided bars) */
+  bench_result ra, rb;        /* each side's figures (rb unused for one-sided bars); their c
+                               * points into the case table, which outlives them */
   double fig[BENCH_MAX_REPS]; /* each pair's figure */
   double med, min, max;       /* of fig */
   int n;                      /* pairs done */
@@ -293,17 +293,10 @@ static int write_json(const char *path, const bar_out *out, size_t n, const benc
   FILE *f = fopen(path, "w");
   if (!f)
     return -1;
-  fprintf(f, "{\n  \"memres_bench_bars\": 1,\n  \"commit\": ");
-  bench_json_str(f, m->commit);
-  fprintf(f, ",\n  \"elapsed_s\": %.3f,\n", m->elapsed_s);
-  bench_json_machine(f, m);
-  fprintf(f, "  \"options\": {\"argv\": [");
-  for (int i = 0; i < argc; i++) {
-    fputs(i ? ", " : "", f);
-    bench_json_str(f, argv[i]);
-  }
-  fprintf(f, "], \"pairs\": %d, \"rep_ms\": %g, \"seed\": %llu},\n  \"bars\": [\n", pairs,
-          o->rep_ms, (unsigned long long)o->seed);
+  bench_json_head(f, "memres_bench_bars", m, argc, argv);
+  fprintf(f,
+          "],\n    \"pairs\": %d,\n    \"rep_ms\": %g,\n    \"seed\": %llu\n  },\n  \"bars\": [\n",
+          pairs, o->rep_ms, (unsigned long long)o->seed);
   for (size_t i = 0; i < n; i++) {
     const bar_out *x = &out[i];
     fprintf(f, "    {\"what\": ");

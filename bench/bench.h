@@ -326,10 +326,13 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
                       const bench_opts *o, int argc, char **argv);
 int bench_report_svg(const char *path, const bench_result *r, size_t n, const bench_machine *m);
 /* JSON pieces (report.c): a string, a number (null for NaN or infinity), the "machine" member
- * (indented for the top level, with its trailing comma). */
+ * (indented for the top level, with its trailing comma), the top of a report. */
 void bench_json_str(FILE *f, const char *s);
 void bench_json_num(FILE *f, double v);
 void bench_json_machine(FILE *f, const bench_machine *m);
+/* The top of a JSON report: {"kind": 1, the version, the commit, elapsed_s, the machine, and
+ * "options": {"argv": [...: the caller closes argv's bracket, adds its options and goes on. */
+void bench_json_head(FILE *f, const char *kind, const bench_machine *m, int argc, char **argv);
 /* "256B", "64KiB", "4MiB" */
 void bench_fmt_bytes(char *buf, size_t len, uint64_t bytes);
 

@@ -206,12 +206,8 @@ void bench_json_machine(FILE *f, const bench_machine *m) {
           (unsigned long long)m->gpu_total);
 }
 
-int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
-                      const bench_opts *o, int argc, char **argv) {
-  FILE *f = fopen(path, "w");
-  if (!f)
-    return -1;
-  fprintf(f, "{\n  \"memres_bench\": 1,\n  \"memres_version\": ");
+void bench_json_head(FILE *f, const char *kind, const bench_machine *m, int argc, char **argv) {
+  fprintf(f, "{\n  \"%s\": 1,\n  \"memres_version\": ", kind);
   bench_json_str(f, mr_version_string());
   fprintf(f, ",\n  \"commit\": ");
   bench_json_str(f, m->commit);
@@ -219,10 +215,17 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
   bench_json_machine(f, m);
   fprintf(f, "  \"options\": {\n    \"argv\": [");
   for (int i = 0; i < argc; i++) {
-    if (i)
-      fputs(", ", f);
+    fputs(i ? ", " : "", f);
     bench_json_str(f, argv[i]);
   }
+}
+
+int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
+                      const bench_opts *o, int argc, char **argv) {
+  FILE *f = fopen(path, "w");
+  if (!f)
+    return -1;
+  bench_json_head(f, "memres_bench", m, argc, argv);
   fprintf(f, "],\n    \"allocators\": [");
   int first = 1;
   for (size_t i = 0; i < bench_allocator_count(); i++)
