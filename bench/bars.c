@@ -182,13 +182,6 @@ static bool rep_side(bar_out *out, bench_meas *m, bench_result *res, int i, cons
   return false;
 }
 
-static void summarize(bench_result *res, int n) {
-  double v[BENCH_MAX_REPS];
-  memcpy(v, res->rep_ns, (size_t)n * sizeof v[0]);
-  res->reps = n;
-  bench_stat3(v, n, &res->med, &res->min, &res->max);
-}
-
 static void run_bar(bar_out *out, const bar_def *b, const case_table *t, const bench_opts *o,
                     int pairs, bool gpu) {
   memset(out, 0, sizeof *out);
@@ -219,9 +212,9 @@ static void run_bar(bar_out *out, const bar_def *b, const case_table *t, const b
   }
   if (ok && out->n == pairs) {
     out->ran = true;
-    summarize(&out->ra, pairs);
+    bench_result_summarize(&out->ra, pairs);
     if (two)
-      summarize(&out->rb, pairs);
+      bench_result_summarize(&out->rb, pairs);
     double v[BENCH_MAX_REPS];
     memcpy(v, out->fig, (size_t)pairs * sizeof v[0]);
     bench_stat3(v, pairs, &out->med, &out->min, &out->max);

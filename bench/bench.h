@@ -315,6 +315,8 @@ mr_status bench_meas_rep(bench_meas *m, double *ns_per_op, uint64_t *ops, int64_
 void bench_meas_end(bench_meas *m, bench_result *res);
 /* The median, min and max of n > 0 values (sorted in place). */
 void bench_stat3(double *v, int n, double *med, double *min, double *max);
+/* res->reps = n > 0, and the median, min and max of its first n rep_ns (left in their order). */
+void bench_result_summarize(bench_result *res, int n);
 
 /* --bars (bars.c): the issue's bars, each side's repetitions alternating with the other's. Prints
  * its table; writes JSON to o->json if set. Returns the exit status. */
@@ -325,13 +327,13 @@ void bench_report_table(const bench_result *r, size_t n, const bench_machine *m)
 int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
                       const bench_opts *o, int argc, char **argv);
 int bench_report_svg(const char *path, const bench_result *r, size_t n, const bench_machine *m);
-/* JSON pieces (report.c): a string, a number (null for NaN or infinity), the "machine" member
- * (indented for the top level, with its trailing comma), the top of a report. */
+/* JSON pieces (report.c): a string (escaped), a number (null for NaN or infinity), the top of a
+ * report. */
 void bench_json_str(FILE *f, const char *s);
 void bench_json_num(FILE *f, double v);
-void bench_json_machine(FILE *f, const bench_machine *m);
-/* The top of a JSON report: {"kind": 1, the version, the commit, elapsed_s, the machine, and
- * "options": {"argv": [...: the caller closes argv's bracket, adds its options and goes on. */
+/* The top of a JSON report: {"kind": 1, the version, the commit, elapsed_s, the "machine"
+ * member, and "options": {"argv": [...: the caller closes argv's bracket, adds its options and
+ * goes on. */
 void bench_json_head(FILE *f, const char *kind, const bench_machine *m, int argc, char **argv);
 /* "256B", "64KiB", "4MiB" */
 void bench_fmt_bytes(char *buf, size_t len, uint64_t bytes);

@@ -369,13 +369,17 @@ static int write_json(const char *path, const drow *rows, size_t k, const int *i
   fprintf(f, "{\n  \"mode\": \"devices\",\n  \"version\": \"%s\",\n  \"commit\": \"%s\",\n",
           mr_version_string(), commit);
   fprintf(f, "  \"argv\": [");
-  for (int i = 0; i < argc; i++)
-    fprintf(f, "%s\"%s\"", i ? ", " : "", argv[i]);
+  for (int i = 0; i < argc; i++) {
+    fputs(i ? ", " : "", f);
+    bench_json_str(f, argv[i]);
+  }
   fprintf(f, "],\n  \"reps\": %d,\n  \"rep_ms\": %g,\n  \"gpus\": [", o->reps, o->rep_ms);
   for (int i = 0; i < n; i++) {
     char name[128];
     bcu_device_name_of(ids[i], name, sizeof name);
-    fprintf(f, "%s{\"id\": %d, \"name\": \"%s\"}", i ? ", " : "", ids[i], name);
+    fprintf(f, "%s{\"id\": %d, \"name\": ", i ? ", " : "", ids[i]);
+    bench_json_str(f, name);
+    fputc('}', f);
   }
   fprintf(f, "],\n  \"results\": [\n");
   for (size_t i = 0; i < k; i++) {
@@ -390,13 +394,8 @@ static int write_json(const char *path, const drow *rows, size_t k, const int *i
       fprintf(f, ", \"ns_per_op\": %.3f, \"min\": %.3f, \"max\": %.3f, \"ops\": %llu", r->med,
               r->min, r->max, (unsigned long long)r->ops);
     if (r->note[0]) {
-      fprintf(f, ", \"note\": \"");
-      for (const char *p = r->note; *p; p++) {
-        if (*p == '"' || *p == '\\')
-          fputc('\\', f);
-        fputc((unsigned char)*p >= ' ' ? *p : ' ', f);
-      }
-      fprintf(f, "\"");
+      fprintf(f, ", \"note\": ");
+      bench_json_str(f, r->note);
     }
     fprintf(f, "}%s\n", i + 1 < k ? "," : "");
   }

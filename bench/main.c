@@ -421,14 +421,19 @@ void bench_stat3(double *v, int n, double *med, double *min, double *max) {
   *med = n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
+void bench_result_summarize(bench_result *res, int n) {
+  double v[BENCH_MAX_REPS];
+  memcpy(v, res->rep_ns, (size_t)n * sizeof v[0]);
+  res->reps = n;
+  bench_stat3(v, n, &res->med, &res->min, &res->max);
+}
+
 /* One measurement: its timed repetitions, the median of them reported. */
 static void run_one(const bench_case *c, const balloc_desc *d, const bench_opts *o,
                     bench_result *res, uint64_t *slow_peak) {
   bench_meas m;
   if (bench_meas_start(&m, c, d, o, res, slow_peak)) {
-    double sorted[BENCH_MAX_REPS];
-    int i = 0;
-    for (; i < o->reps; i++) {
+    for (int i = 0; i < o->reps; i++) {
       uint64_t ops = 0;
       mr_status st = bench_meas_rep(&m, &res->rep_ns[i], &ops, &res->rep_upstream[i]);
       if (st != MR_OK) {
@@ -438,12 +443,9 @@ static void run_one(const bench_case *c, const balloc_desc *d, const bench_opts 
       }
       if (i == 0)
         res->ops = ops;
-      sorted[i] = res->rep_ns[i];
     }
-    if (res->outcome == BENCH_OK) {
-      res->reps = o->reps;
-      bench_stat3(sorted, o->reps, &res->med, &res->min, &res->max);
-    }
+    if (res->outcome == BENCH_OK)
+      bench_result_summarize(res, o->reps);
   }
   bench_meas_end(&m, res);
 }

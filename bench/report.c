@@ -186,7 +186,7 @@ void bench_json_num(FILE *f, double v) {
     fprintf(f, "%.6g", v);
 }
 
-void bench_json_machine(FILE *f, const bench_machine *m) {
+static void json_machine(FILE *f, const bench_machine *m) {
   fprintf(f, "  \"machine\": {\n    \"cpu\": ");
   bench_json_str(f, m->cpu);
   fprintf(f, ",\n    \"cores\": %d,\n    \"mem_available_bytes\": %llu,\n    \"gpus\": %d,\n",
@@ -212,7 +212,7 @@ void bench_json_head(FILE *f, const char *kind, const bench_machine *m, int argc
   fprintf(f, ",\n  \"commit\": ");
   bench_json_str(f, m->commit);
   fprintf(f, ",\n  \"elapsed_s\": %.3f,\n", m->elapsed_s);
-  bench_json_machine(f, m);
+  json_machine(f, m);
   fprintf(f, "  \"options\": {\n    \"argv\": [");
   for (int i = 0; i < argc; i++) {
     fputs(i ? ", " : "", f);
