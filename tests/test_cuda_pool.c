@@ -13,6 +13,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 
 #else
 #include "gpu.h"
+#include "pool_sizes.h"
 #include "pool_util.h"
 
 #include <memres/cuda.h>
@@ -474,6 +475,21 @@ Test(cuda_pool, hot_block_reuse_and_double_free) {
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(b)), cudaSuccess);
   cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
   mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
+/* Sizes on both sides of what a live-map slot packs, over device memory (see pool_sizes.h;
+ * over host memory: test_pool_checks.c). */
+Test(cuda_pool, sizes_packed_in_a_slot_and_past_it) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool16 = make_pool(up, (mr_caching_pool_options){.alignment = 16});
+  mr_allocator *pool256 = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream(), *b = new_stream();
+  check_slot_sizes(pool16, pool256, a, b);
+  mr_allocator_release(pool16);
+  mr_allocator_release(pool256);
   mr_stream_release(a);
   mr_stream_release(b);
   mr_allocator_release(up);

@@ -4,8 +4,9 @@
  * lookup finds every block and nothing else; a removal marks its slot EMPTY in a group that has
  * an EMPTY slot and DELETED in a full group, and a probe still goes past that group; insertions
  * reuse DELETED slots; the table grows at 7/8, and rehashes at the same size when DELETED slots
- * fill it; and a model of 200,000 random operations agrees with the map, whose own check
- * (mr__livemap_check, part of mr_caching_pool_validate) passes throughout. */
+ * fill it; a slot gives back the exact sizes it was filled with, packed or escaped to the
+ * record, through a free and a reuse; and a model of 200,000 random operations agrees with the map,
+ * whose own check (mr__livemap_check, part of mr_caching_pool_validate) passes throughout. */
 #include "../src/alloc/caching_internal.h"
 
 #include <criterion/criterion.h>
@@ -25,8 +26,8 @@ static void insert_ok(mr__livemap *m, uintptr_t addr) {
 static void found(const mr__livemap *m, uintptr_t addr) {
   size_t i = mr__livemap_find(m, addr);
   cr_assert_neq(i, SIZE_MAX, "%p is in the map but not found", (void *)addr);
-  cr_assert_eq(m->slots[i].addr, addr);
-  cr_assert_eq(m->slots[i].blk, blk_of(addr));
+  cr_assert_eq(mr__ls_addr(&m->slots[i]), addr);
+  cr_assert_eq(mr__ls_blk(&m->slots[i]), blk_of(addr));
 }
 
 static size_t deleted_slots(const mr__livemap *m) {
@@ -141,7 +142,7 @@ Test(livemap, agrees_with_a_model_over_random_operations) {
     if (in[k]) {
       size_t i = mr__livemap_find(&m, keys[k]);
       cr_assert_neq(i, SIZE_MAX, "op %d: %p lost", op, (void *)keys[k]);
-      cr_assert_eq(m.slots[i].blk, blk_of(keys[k]));
+      cr_assert_eq(mr__ls_blk(&m.slots[i]), blk_of(keys[k]));
       if ((op / 50000) % 2 == 0 || (x >> 40) % 4 != 0) {
         mr__livemap_remove_at(&m, i);
         in[k] = 0;
@@ -163,4 +164,58 @@ Test(livemap, agrees_with_a_model_over_random_operations) {
       found(&m, keys[k]);
   check_ok(&m);
   mr__livemap_destroy(&m);
+}
+
+/* Every block size and slack on both sides of what a slot packs (65,535 units, 1 MiB of slack),
+ * for three alignments and the highest address a slot keeps: the sizes come back exact, in the
+ * slot or in the record (live_requested, cleared by the free), and a reuse rewrites them. */
+Test(livemap, a_slot_packs_its_sizes_or_escapes_them_to_the_record) {
+  mr__blk *rec = aligned_alloc(64, sizeof *rec);
+  cr_assert_not_null(rec);
+  memset(rec, 0, sizeof *rec);
+  const unsigned shifts[] = {4, 8, 21};
+  const uint64_t units[] = {1, 2, 65534, 65535, 65536, 1u << 20};
+  const uint64_t slacks[] = {0, 1, 65535, 65536, (1u << 20) - 1, 1u << 20, 3u << 20};
+  size_t packed = 0, escaped = 0;
+  for (size_t si = 0; si < sizeof shifts / sizeof shifts[0]; si++) {
+    const unsigned sh = shifts[si];
+    const uintptr_t addr = (uintptr_t)(MR__LS_LIMIT - ((uint64_t)1 << sh) * 3);
+    for (size_t ui = 0; ui < sizeof units / sizeof units[0]; ui++) {
+      const size_t bsize = (size_t)(units[ui] << sh);
+      for (size_t ki = 0; ki < sizeof slacks / sizeof slacks[0]; ki++) {
+        if (slacks[ki] >= bsize)
+          continue; /* a block is requested for 1 byte at least */
+        const size_t req = bsize - (size_t)slacks[ki];
+        const int esc = units[ui] >= 65535 || slacks[ki] >= (1u << 20);
+        rec->size = bsize;
+        mr__live_slot sl;
+        mr__ls_set(&sl, sh, addr, bsize, rec, req);
+        mr__live v = mr__ls_get(&sl, sh);
+        cr_assert(mr__ls_addr(&sl) == addr && v.blk == rec && !mr__ls_freed(&sl));
+        cr_assert(v.bsize == bsize && v.requested == req && v.escaped == esc,
+                  "shift %u, %zu bytes asked %zu: read back %zu asked %zu, escaped %d (want %d)",
+                  sh, bsize, req, v.bsize, v.requested, v.escaped, esc);
+        cr_assert_eq(rec->live_requested, esc ? req : 0);
+        packed += !esc;
+        escaped += (size_t)esc;
+        mr__ls_free(&sl, &v);
+        cr_assert(mr__ls_freed(&sl) && mr__ls_addr(&sl) == addr && mr__ls_blk(&sl) == rec);
+        cr_assert_eq(rec->live_requested, 0, "a free clears the record's requested size");
+        /* handed out again for a slack on the other side of the limit */
+        const size_t req2 =
+            slacks[ki] < (1u << 20) && bsize > (1u << 20) ? bsize - (1u << 20) : bsize;
+        const int esc2 = units[ui] >= 65535 || bsize - req2 >= (1u << 20);
+        mr__ls_reuse(&sl, sh, addr, bsize, rec, req2);
+        v = mr__ls_get(&sl, sh);
+        cr_assert(!mr__ls_freed(&sl) && v.blk == rec && mr__ls_addr(&sl) == addr);
+        cr_assert(v.bsize == bsize && v.requested == req2 && v.escaped == esc2,
+                  "reuse: shift %u, %zu bytes asked %zu: read back %zu asked %zu", sh, bsize, req2,
+                  v.bsize, v.requested);
+        mr__ls_free(&sl, &v);
+      }
+    }
+  }
+  cr_expect_gt(packed, 20);
+  cr_expect_gt(escaped, 20);
+  free(rec);
 }

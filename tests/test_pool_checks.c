@@ -2,6 +2,7 @@
  * live blocks, views, trim, statistics (pool-wide and per stream), options and a user allocator
  * upstream. Stream order: test_pool_streams.c. */
 #include "pool_fixture.h"
+#include "pool_sizes.h"
 
 #include <stdatomic.h>
 #include <string.h>
@@ -89,6 +90,18 @@ Test(pool_validation, wrong_size) {
   free_ok(pool, big, 2 * MiB, g_a);
   still_works(pool);
   release_pool(pool);
+}
+
+/* Sizes on both sides of what a live-map slot packs (see pool_sizes.h; over a GPU:
+ * test_cuda_pool.c). */
+Test(pool_validation, sizes_packed_in_a_slot_and_past_it) {
+  mr_allocator *pool16 = make_pool((mr_caching_pool_options){.alignment = 16});
+  mr_allocator *pool256 = make_pool((mr_caching_pool_options){0});
+  check_slot_sizes(pool16, pool256, g_a, g_b);
+  still_works(pool16);
+  still_works(pool256);
+  mr_allocator_release(pool16);
+  release_pool(pool256); /* checks that the upstream got both pools' segments back */
 }
 
 static atomic_int g_live_reports;
@@ -694,4 +707,43 @@ Test(pool_options, over_minimal_user_allocator) {
   cr_expect_eq(recorder_live_segments(r), 0);
   cr_expect_eq(r->bad_frees, 0);
   mr_allocator_release(user);
+}
+
+/* An upstream that hands out addresses past 2^48 (what no x86-64 or arm64 process maps without
+ * asking): never read or written, only counted. */
+static atomic_int g_high_allocs, g_high_frees;
+static mr_status high_alloc(mr_allocator *self, size_t size, mr_stream *s, void **out) {
+  (void)self, (void)size, (void)s;
+  *out = (void *)(uintptr_t)((1ull << 48) + 4096 * (uint64_t)atomic_fetch_add(&g_high_allocs, 1));
+  return MR_OK;
+}
+static mr_status high_free(mr_allocator *self, void *p, size_t size, mr_stream *s) {
+  (void)self, (void)size, (void)s;
+  cr_expect_geq((uintptr_t)p, (uintptr_t)(1ull << 48));
+  atomic_fetch_add(&g_high_frees, 1);
+  return MR_OK;
+}
+
+/* A live-map slot keeps 48 bits of a block's address: a segment above that is given back and
+ * the allocation fails with MR_ERR_UNSUPPORTED and a message, the pool unharmed. */
+Test(pool_options, an_upstream_address_past_2_48_is_refused) {
+  static const mr_allocator_ops ops = {
+      .version = MR_ALLOCATOR_OPS_VERSION, .alloc = high_alloc, .free = high_free};
+  mr_allocator *high = NULL;
+  cr_assert_eq(mr_allocator_create(&high, &ops, NULL, mr_device_host(), "high", NULL), MR_OK, "%s",
+               mr_last_error());
+  mr_allocator *pool = NULL;
+  cr_assert_eq(mr_caching_pool_create(&pool, high, &(mr_caching_pool_options){.stats_slack = 1}),
+               MR_OK, "%s", mr_last_error());
+  void *p = NULL;
+  cr_expect_eq(mr_alloc_async(pool, 4096, g_a, &p), MR_ERR_UNSUPPORTED);
+  cr_expect_null(p);
+  cr_expect(strstr(mr_last_error(), "2^48"), "%s", mr_last_error());
+  cr_expect_eq(atomic_load(&g_high_allocs), atomic_load(&g_high_frees), "a segment kept");
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.bytes_reserved, 0);
+  cr_expect_eq(s.live_blocks, 0);
+  validate_ok(pool);
+  mr_allocator_release(pool);
+  mr_allocator_release(high);
 }

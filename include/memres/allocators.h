@@ -89,7 +89,9 @@ typedef struct mr_caching_pool_options {
   const char *name;         /* NULL: "caching(<upstream>)" */
 } mr_caching_pool_options;
 
-/* Takes a reference on `upstream`. opts may be NULL (defaults). */
+/* Takes a reference on `upstream`. opts may be NULL (defaults). The pool keeps block addresses
+ * in 48 bits (all that x86-64 and arm64 processes map unless they ask for more): a segment the
+ * upstream places above 2^48 is given back, and the allocation fails with MR_ERR_UNSUPPORTED. */
 MR_API mr_status mr_caching_pool_create(mr_allocator **out, mr_allocator *upstream,
                                         const mr_caching_pool_options *opts);
 /* Statistics of one stream's use of the pool (allocs, frees, cache hits, bytes in use...). A

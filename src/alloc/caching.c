@@ -99,7 +99,12 @@ static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream 
                                                        size_t bsize, mr__blk *b, size_t size) {
   if (MR_UNLIKELY(!ps->lives.left))
     mr__hot_file(p, ps);
-  return mr__livemap_insert(&ps->lives, addr, bsize, b, size);
+  const mr__live_slot *sl = mr__livemap_insert(&ps->lives, addr, bsize, b, size);
+  if (MR_UNLIKELY(!sl))
+    return 0;
+  ps->recent_addr = addr;
+  ps->recent_slot = (size_t)(sl - ps->lives.slots);
+  return 1;
 }
 
 /* The tail of every successful allocation: the block at addr (`bsize` bytes) is the caller's for
@@ -174,7 +179,9 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   /* the hot block, if at most an eighth of it would go unused: no class, no bin, no hash */
   if (b && rsize <= hs && hs - rsize <= hs / 8) {
     ps->hot = NULL;
-    ps->lives.slots[ps->hot_slot].requested = size;
+    mr__ls_reuse(&ps->lives.slots[ps->hot_slot], ps->lives.shift, ps->hot_addr, hs, b, size);
+    ps->recent_addr = ps->hot_addr;
+    ps->recent_slot = ps->hot_slot;
     return handed_out(p, ps, ps->hot_addr, hs, size, out);
   }
   unsigned cls = mr__tlsf_class(rsize);
@@ -197,7 +204,7 @@ static int handed_out_now(mr__pool *p, const mr__blk *x) {
   for (mr__pstream *o = p->streams; o; o = o->next) {
     mr__bias_lock(&o->lock);
     const mr__live_slot *sl = mr__livemap_slot_of(&o->lives, x);
-    int held = sl && sl->requested;
+    int held = sl && !mr__ls_freed(sl);
     mr__bias_unlock(&o->lock);
     if (sl)
       return held;
@@ -313,6 +320,13 @@ file_freed(mr__pool *p, mr__pstream *ps, uintptr_t addr, mr__blk *b, size_t size
   return MR_OK;
 }
 
+/* Whether ptr is the block handed out last on ps, still in the slot it was given (ps->lock
+ * held). */
+static inline __attribute__((always_inline)) int is_recent(const mr__pstream *ps, void *ptr) {
+  return (uintptr_t)ptr == ps->recent_addr &&
+         mr__ls_addr(&ps->lives.slots[ps->recent_slot]) == (uintptr_t)ptr;
+}
+
 /* The block stays in its live-map slot, marked freed, as the stream's hot block (see
  * mr__pstream): a free then an allocation of about the same size on one stream, the commonest
  * pattern, costs one hash probe between them. Its record is not touched: it stays LIVE, the
@@ -331,22 +345,23 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
     const uint64_t h = mr__livemap_hash((uintptr_t)ptr);
     mr__livemap_prefetch(&ps->lives, h);
     over = mr__hot_file(p, ps);
-    i = mr__livemap_find_h(&ps->lives, (uintptr_t)ptr, h);
+    i = is_recent(ps, ptr) ? ps->recent_slot : mr__livemap_find_h(&ps->lives, (uintptr_t)ptr, h);
   } else {
-    i = mr__livemap_find(&ps->lives, (uintptr_t)ptr);
+    i = is_recent(ps, ptr) ? ps->recent_slot : mr__livemap_find(&ps->lives, (uintptr_t)ptr);
   }
   if (MR_UNLIKELY(i == SIZE_MAX)) {
     mr__bias_unlock(&ps->lock);
     return free_slow(p, ps, ptr, size, MR_ERR_UNKNOWN_POINTER, 0);
   }
   mr__live_slot *sl = &ps->lives.slots[i];
-  if (MR_UNLIKELY(sl->requested != size)) {
-    size_t asked = sl->requested;
+  const mr__live v = mr__ls_get(sl, ps->lives.shift);
+  if (MR_UNLIKELY(v.requested != size)) {
     mr__bias_unlock(&ps->lock);
-    return free_slow(p, ps, ptr, size, MR_ERR_INVALID_ARG, asked);
+    return free_slow(p, ps, ptr, size, MR_ERR_INVALID_ARG, v.requested);
   }
-  mr__blk *b = sl->blk;
-  size_t bsize = sl->size;
+  mr__blk *b = v.blk;
+  size_t bsize = v.bsize;
+  mr__ls_free(sl, &v);
   if (MR_UNLIKELY(bsize > p->cache_cap)) { /* larger than the whole front cache: the core */
     mr__livemap_remove_at(&ps->lives, i);
     (void)file_freed(p, ps, (uintptr_t)ptr, b, size, bsize);
@@ -354,7 +369,6 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
       mr__cache_evict(p, ps);
     return MR_OK;
   }
-  sl->requested = 0;
   ps->hot = b;
   ps->hot_addr = (uintptr_t)ptr;
   ps->hot_slot = i;

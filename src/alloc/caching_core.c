@@ -534,6 +534,8 @@ mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s) {
   ps->id = s ? s->id : 0;
   mr__tlsf_init(&ps->pending[0]);
   mr__tlsf_init(&ps->pending[1]);
+  ps->lives.shift = (unsigned)__builtin_ctzll(p->opt.alignment); /* a power of two */
+  ps->recent_addr = UINTPTR_MAX;                                 /* no block is there */
   ps->next = p->streams;
   p->streams = ps;
   return ps;

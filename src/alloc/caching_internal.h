@@ -54,17 +54,35 @@ struct mr__blk;
  *
  * The table is open addressing over groups of 8 slots, with a control byte a slot (as Abseil's
  * Swiss tables): EMPTY, DELETED, or a full slot's 7 bits of hash with the high bit set. A probe
- * reads the home group's 8 control bytes (the control array is 1/32 of the slots' size: it stays
+ * reads the home group's 8 control bytes (the control array is 1/16 of the slots' size: it stays
  * in cache), and then only the slot whose bits match: one slot line a lookup. A removal writes
  * its own slot and control byte and nothing else (no backward shift that reads the next slots),
  * so slots never move but in a rehash, and the table can fill to 7/8 (half as big as a linear
- * probe's at 1/2). */
+ * probe's at 1/2).
+ *
+ * A slot is 16 bytes, 4 to a cache line: at 1e5 live blocks the table is 2 MiB, not the 4 of
+ * four plain words, and the free's one likely cache miss (the slot's line) is half as likely on
+ * a machine whose cache holds 2 to 4 MiB of it. Block addresses and records lie below 2^48 (the
+ * pool checks both) and records are 64-byte aligned, which leaves room for the sizes:
+ *   key  bits 0-47 the block's address (key 0: no block), 48-63 its size in units of the pool's
+ *        alignment;
+ *   val  bits 6-47 the record, bit 0 freed (the stream's hot block), bits 48-63 and 1-4 the
+ *        slack (block size - requested size: bits 0-15 and 16-19).
+ * A block whose units or slack do not fit (65,535 units or more, 1 MiB of slack or more) is
+ * escaped: units all ones, its size read from its record, and its requested size kept there
+ * (live_requested: written and cleared by its stream's front only, zero otherwise). */
 typedef struct mr__live_slot {
-  uintptr_t addr; /* 0: not full */
-  size_t requested;
-  size_t size; /* the block's */
-  struct mr__blk *blk;
+  uint64_t key;
+  uint64_t val;
 } mr__live_slot;
+
+#define MR__LS_ADDR 0x0000FFFFFFFFFFFFull /* key: the address */
+#define MR__LS_BLK 0x0000FFFFFFFFFFC0ull  /* val: the record */
+#define MR__LS_FREED 1ull                 /* val: freed */
+#define MR__LS_ESC 0xFFFFull              /* key >> 48 of an escaped block */
+#define MR__LS_SLACK_LIMIT (1ull << 20)
+/* The highest address, plus one, a block or a record may have. */
+#define MR__LS_LIMIT (1ull << 48)
 
 enum { MR__LM_EMPTY = 0x00, MR__LM_DELETED = 0x01, MR__LM_GROUP = 8 };
 
@@ -73,8 +91,9 @@ typedef struct mr__livemap {
   uint8_t *ctrl; /* a byte a slot (after the slots, in the same allocation) */
   size_t mask;   /* slots - 1: a power of two, 64 at least */
   size_t count;
-  size_t left; /* insertions into EMPTY slots before a rehash (the table full at 7/8) */
-  int fuller;  /* no memory to grow: filling on to 15/16 */
+  size_t left;    /* insertions into EMPTY slots before a rehash (the table full at 7/8) */
+  int fuller;     /* no memory to grow: filling on to 15/16 */
+  unsigned shift; /* log2 of the pool's alignment: block sizes are stored in its units */
 } mr__livemap;
 
 int mr__livemap_rehash(mr__livemap *m, size_t cap);
@@ -89,8 +108,8 @@ int mr__livemap_check(const mr__livemap *m, char *why, size_t len);
 /* A block record. The front (the live maps, the front caches) never touches one. Its first cache
  * line holds all that the core reads and writes (indexes, splits, merges): at 1e5 live blocks
  * each record touched is a cache miss, and one line a record keeps it to one. The second line is
- * for PENDING blocks only, and is zero in a SPARE record. A live block's requested size is in
- * its stream's live map, not here. */
+ * for PENDING blocks (and escaped live ones: see mr__live_slot), and is zero in a SPARE record. A
+ * live block's requested size is in its stream's live map, not here. */
 typedef struct mr__blk {
   _Alignas(64) uintptr_t addr; /* blocks never share a cache line: threads own their own */
   size_t size;                 /* bytes of the block (a multiple of the pool's alignment) */
@@ -104,6 +123,7 @@ typedef struct mr__blk {
   /* second line */
   struct mr__batch *batch; /* while PENDING */
   struct mr__blk *batch_prev, *batch_next;
+  size_t live_requested; /* LIVE, handed out, escaped in its live-map slot: the requested size */
 } mr__blk;
 
 /* An address's hash: its home group comes from bits 32 and up, its 7 control bits from 25-31. */
@@ -145,13 +165,78 @@ static inline size_t mr__livemap_bit_slot(size_t g, uint64_t bits) {
   return g + (size_t)(__builtin_ctzll(bits) >> 3);
 }
 
-/* Enters block b (at addr, of bsize bytes), live for `requested` bytes; reads nothing of b. 0
- * when there is no host memory for it. */
-static inline int mr__livemap_insert(struct mr__livemap *m, uintptr_t addr, size_t bsize,
-                                     mr__blk *b, size_t requested) {
-  if (MR_UNLIKELY(!m->left) && !mr__livemap_grow(m))
-    return 0;
-  const uint64_t h = mr__livemap_hash(addr);
+/* What a full slot says of its block. */
+typedef struct mr__live {
+  mr__blk *blk;
+  size_t bsize;     /* the block's size */
+  size_t requested; /* the size it was allocated with (0 for an escaped hot block) */
+  int escaped;      /* requested is in the record */
+} mr__live;
+
+static inline uintptr_t mr__ls_addr(const mr__live_slot *sl) {
+  return (uintptr_t)(sl->key & MR__LS_ADDR);
+}
+static inline mr__blk *mr__ls_blk(const mr__live_slot *sl) {
+  return (mr__blk *)(uintptr_t)(sl->val & MR__LS_BLK);
+}
+/* Whether the slot holds the stream's hot block (freed, kept in its slot). */
+static inline int mr__ls_freed(const mr__live_slot *sl) { return (sl->val & MR__LS_FREED) != 0; }
+
+/* val of record b with a slack that fits (under MR__LS_SLACK_LIMIT). */
+static inline uint64_t mr__ls_val(const mr__blk *b, uint64_t slack) {
+  return (uint64_t)(uintptr_t)b | slack << 48 | (slack >> 16) << 1;
+}
+
+/* Fills slot sl: block b at addr (bsize bytes, a multiple of 1 << shift), live for `requested`
+ * (at most bsize). Writes b's record only when the sizes do not fit the slot. */
+static inline void mr__ls_set(mr__live_slot *sl, unsigned shift, uintptr_t addr, size_t bsize,
+                              mr__blk *b, size_t requested) {
+  const uint64_t units = (uint64_t)(bsize >> shift), slack = (uint64_t)(bsize - requested);
+  if (MR_LIKELY(units < MR__LS_ESC && slack < MR__LS_SLACK_LIMIT)) {
+    sl->key = (uint64_t)addr | units << 48;
+    sl->val = mr__ls_val(b, slack);
+  } else {
+    b->live_requested = requested;
+    sl->key = (uint64_t)addr | MR__LS_ESC << 48;
+    sl->val = (uint64_t)(uintptr_t)b;
+  }
+}
+
+/* Hands out again the hot block in sl (b, bsize bytes at addr) for `requested`: only the slack
+ * changes, unless escaped. */
+static inline void mr__ls_reuse(mr__live_slot *sl, unsigned shift, uintptr_t addr, size_t bsize,
+                                mr__blk *b, size_t requested) {
+  const uint64_t slack = (uint64_t)(bsize - requested);
+  if (MR_LIKELY(slack < MR__LS_SLACK_LIMIT && (sl->key >> 48) != MR__LS_ESC))
+    sl->val = mr__ls_val(b, slack);
+  else
+    mr__ls_set(sl, shift, addr, bsize, b, requested);
+}
+
+static inline mr__live mr__ls_get(const mr__live_slot *sl, unsigned shift) {
+  const uint64_t units = sl->key >> 48, val = sl->val;
+  mr__live v = {.blk = (mr__blk *)(uintptr_t)(val & MR__LS_BLK)};
+  if (MR_LIKELY(units != MR__LS_ESC)) {
+    v.bsize = (size_t)units << shift;
+    v.requested = v.bsize - (size_t)(val >> 48 | (val & 0x1E) << 15);
+  } else {
+    v.bsize = v.blk->size;
+    v.requested = v.blk->live_requested;
+    v.escaped = 1;
+  }
+  return v;
+}
+
+/* A free of the block in sl, described by v: the slot is marked freed (the stream's hot block). */
+static inline void mr__ls_free(mr__live_slot *sl, const mr__live *v) {
+  sl->val |= MR__LS_FREED;
+  if (MR_UNLIKELY(v->escaped))
+    v->blk->live_requested = 0;
+}
+
+/* An EMPTY or DELETED slot for addr (hash h), claimed: its control byte set, counted. The map
+ * has room (m->left > 0 or a DELETED slot on the way). */
+static inline mr__live_slot *mr__livemap_claim(struct mr__livemap *m, uint64_t h) {
   size_t g = mr__livemap_home(h, m->mask);
   uint64_t free_bits; /* EMPTY and DELETED bytes have the high bit clear */
   while (!(free_bits = ~mr__livemap_group(m->ctrl, g) & MR__LM_HIGH))
@@ -159,12 +244,19 @@ static inline int mr__livemap_insert(struct mr__livemap *m, uintptr_t addr, size
   const size_t i = mr__livemap_bit_slot(g, free_bits);
   m->left -= m->ctrl[i] == MR__LM_EMPTY;
   m->ctrl[i] = mr__livemap_tag(h);
-  m->slots[i].addr = addr;
-  m->slots[i].requested = requested;
-  m->slots[i].size = bsize;
-  m->slots[i].blk = b;
   m->count++;
-  return 1;
+  return &m->slots[i];
+}
+
+/* Enters block b (at addr, of bsize bytes), live for `requested` bytes; reads nothing of b (and
+ * writes it only if escaped). Its slot, or NULL when there is no host memory for it. */
+static inline mr__live_slot *mr__livemap_insert(struct mr__livemap *m, uintptr_t addr, size_t bsize,
+                                                mr__blk *b, size_t requested) {
+  if (MR_UNLIKELY(!m->left) && !mr__livemap_grow(m))
+    return NULL;
+  mr__live_slot *sl = mr__livemap_claim(m, mr__livemap_hash(addr));
+  mr__ls_set(sl, m->shift, addr, bsize, b, requested);
+  return sl;
 }
 
 /* Removes slot i, writing nothing else. Its control byte goes back to EMPTY when its group has an
@@ -177,7 +269,7 @@ static inline void mr__livemap_remove_at(struct mr__livemap *m, size_t i) {
   } else {
     m->ctrl[i] = MR__LM_DELETED;
   }
-  m->slots[i].addr = 0;
+  m->slots[i].key = 0;
   m->count--;
 }
 
@@ -187,7 +279,7 @@ static inline size_t mr__livemap_find_h(const struct mr__livemap *m, uintptr_t a
     const uint64_t w = mr__livemap_group(m->ctrl, g);
     for (uint64_t x = mr__livemap_match(w, h); x; x &= x - 1) {
       const size_t i = mr__livemap_bit_slot(g, x);
-      if (MR_LIKELY(m->slots[i].addr == addr))
+      if (MR_LIKELY(mr__ls_addr(&m->slots[i]) == addr))
         return i;
     }
     if (mr__livemap_zero_bytes(w)) /* an EMPTY slot: no probe went on from here */
@@ -221,16 +313,18 @@ static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, s
     *st = MR_ERR_UNKNOWN_POINTER;
     return NULL;
   }
-  mr__blk *b = m->slots[i].blk;
-  if (MR_UNLIKELY(m->slots[i].requested != size)) {
+  const mr__live v = mr__ls_get(&m->slots[i], m->shift);
+  if (MR_UNLIKELY(v.requested != size)) {
     *st = MR_ERR_INVALID_ARG;
-    *asked = m->slots[i].requested;
-    return b;
+    *asked = v.requested;
+    return v.blk;
   }
-  *bsize = m->slots[i].size;
+  if (MR_UNLIKELY(v.escaped))
+    v.blk->live_requested = 0;
+  *bsize = v.bsize;
   mr__livemap_remove_at(m, i);
   *st = MR_OK;
-  return b;
+  return v.blk;
 }
 
 typedef struct mr__seg {
@@ -283,13 +377,18 @@ typedef struct mr__pstream {
   /* Blocks filed when their bin could not grow (no host memory): through free_next, taken by
      the next eviction or flush, never by an allocation. */
   mr__blk *spill;
-  /* The hot block: the last one freed on this stream, kept in its live-map slot (requested 0
-   * there: freed) so that the next allocation that fits takes it back without a bin or a hash
+  /* The hot block: the last one freed on this stream, kept in its live-map slot (marked
+   * freed there) so that the next allocation that fits takes it back without a bin or a hash
    * insert; filed in the front cache (mr__hot_file) before anything else reads the map or the
    * bins. NULL: none. */
   mr__blk *hot;
   uintptr_t hot_addr;
   size_t hot_slot, hot_size;
+  /* The block handed out last on this stream: its address (UINTPTR_MAX: none) and live-map slot. A
+   * free of it takes that slot without a probe once the slot is seen to hold it still (a rehash
+   * moves slots, a free empties them, and an address is in one slot at most). */
+  uintptr_t recent_addr;
+  size_t recent_slot;
   int64_t in_use, requested;                 /* net bytes allocated minus freed on this stream */
   int64_t pending_in_use, pending_requested; /* not yet added to the pool-wide counters */
   /* The only stream that has allocated or freed: its own counters are the pool's, so it

@@ -22,6 +22,10 @@ mr__blk *mr__blk_new(mr__pool *p) {
       p->cap_slabs = cap;
     }
     mr__blk *slab = mr__calloc_aligned(N * sizeof *slab);
+    if (slab && (uintptr_t)(slab + N) > MR__LS_LIMIT) { /* a live-map slot keeps 48 bits of it */
+      free(slab);
+      slab = NULL;
+    }
     if (!slab)
       return NULL;
     p->slabs[p->nslabs++] = slab;
@@ -198,6 +202,16 @@ mr__blk *mr__grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t s
       else
         *st = mr_alloc_async(p->upstream, ask, ps->stream, &ptr);
     }
+  }
+  if (*st == MR_OK && (ask > MR__LS_LIMIT || (uint64_t)(uintptr_t)ptr > MR__LS_LIMIT - ask)) {
+    /* a live-map slot keeps 48 bits of a block's address (x86-64 and arm64 user space) */
+    mr_free_async(p->upstream, ptr, ask, ps->stream);
+    p->upstream_allocs++;
+    p->upstream_frees++;
+    *st = mr__error(MR_ERR_UNSUPPORTED,
+                    "caching pool '%s': upstream '%s' returned %p (%zu bytes), above the 2^48 "
+                    "bytes of address space the pool can keep",
+                    p->name, p->upstream->name, ptr, ask);
   }
   if (*st != MR_OK) {
     free(s);

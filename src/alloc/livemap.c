@@ -26,12 +26,13 @@ int mr__livemap_rehash(mr__livemap *m, size_t cap) {
     return 0;
   mr__live_slot *slots = (mr__live_slot *)(((uintptr_t)mem + 64) & ~(uintptr_t)63);
   ((void **)slots)[-1] = mem; /* the 64 bytes before the table hold what to free */
-  mr__livemap n = {.slots = slots, .ctrl = (uint8_t *)(slots + cap), .mask = cap - 1};
+  mr__livemap n = {
+      .slots = slots, .ctrl = (uint8_t *)(slots + cap), .mask = cap - 1, .shift = m->shift};
   n.left = usable(cap, 0);
   for (size_t i = 0; m->slots && i <= m->mask; i++) {
     const mr__live_slot *sl = &m->slots[i];
-    if (sl->addr)
-      (void)mr__livemap_insert(&n, sl->addr, sl->size, sl->blk, sl->requested);
+    if (m->ctrl[i] & 0x80) /* full: moved as it is */
+      *mr__livemap_claim(&n, mr__livemap_hash(mr__ls_addr(sl))) = *sl;
   }
   table_free(m->slots);
   *m = n;
@@ -56,12 +57,12 @@ int mr__livemap_grow(mr__livemap *m) {
 
 const mr__live_slot *mr__livemap_slot_of(const mr__livemap *m, const mr__blk *b) {
   size_t i = mr__livemap_find(m, b->addr);
-  return i != SIZE_MAX && m->slots[i].blk == b ? &m->slots[i] : NULL;
+  return i != SIZE_MAX && mr__ls_blk(&m->slots[i]) == b ? &m->slots[i] : NULL;
 }
 
 void mr__livemap_destroy(mr__livemap *m) {
   table_free(m->slots);
-  *m = (mr__livemap){0};
+  *m = (mr__livemap){.shift = m->shift};
 }
 
 int mr__livemap_check(const mr__livemap *m, char *why, size_t len) {
@@ -73,7 +74,7 @@ int mr__livemap_check(const mr__livemap *m, char *why, size_t len) {
   size_t full = 0, deleted = 0;
   for (size_t i = 0; i < cap; i++) {
     const uint8_t c = m->ctrl[i];
-    const uintptr_t a = m->slots[i].addr;
+    const uintptr_t a = mr__ls_addr(&m->slots[i]);
     if (c & 0x80) {
       const uint64_t h = mr__livemap_hash(a);
       if (!a || c != mr__livemap_tag(h)) {
@@ -85,7 +86,7 @@ int mr__livemap_check(const mr__livemap *m, char *why, size_t len) {
         return 0;
       }
       full++;
-    } else if (a || (c != MR__LM_EMPTY && c != MR__LM_DELETED)) {
+    } else if (m->slots[i].key || (c != MR__LM_EMPTY && c != MR__LM_DELETED)) {
       snprintf(why, len, "live map slot %zu (%p) has control byte %#x", i, (void *)a, c);
       return 0;
     } else {
