@@ -495,6 +495,32 @@ Test(cuda_pool, sizes_packed_in_a_slot_and_past_it) {
   mr_allocator_release(up);
 }
 
+/* The block a stream handed out last (whose slot it keeps, to free it without a probe), once
+ * freed on another stream or filed away as the hot block, is a double free on the first
+ * (test_pool_hot checks the same over host memory). */
+Test(cuda_pool, the_block_handed_out_last_once_gone_is_a_double_free) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream(), *b = new_stream();
+  void *p = alloc_ok(pool, 4 * KiB, a);
+  free_ok(pool, p, 4 * KiB, b);
+  cr_expect_eq(mr_free_async(pool, p, 4 * KiB, a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  void *q = alloc_ok(pool, 4 * KiB, a);
+  void *r = alloc_ok(pool, 4 * KiB, a);
+  free_ok(pool, q, 4 * KiB, a);
+  free_ok(pool, r, 4 * KiB, a);
+  cr_expect_eq(mr_free_async(pool, r, 4 * KiB, a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  cr_expect_eq(mr_free_async(pool, q, 4 * KiB, a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  mr_stats s = pool_stats(pool);
+  cr_expect_eq(s.live_blocks, 0);
+  cr_expect_eq(s.frees, 3);
+  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
 /* The front cache's budget over device memory (test_pool_checks covers it over host memory):
  * frees on the owner stream past front_cache_bytes send the largest cached blocks to the core,
  * pending on that stream, where they merge and serve a larger request of the same stream

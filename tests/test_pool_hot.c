@@ -107,3 +107,22 @@ Test(pool_hot, freed_on_another_stream_it_is_that_streams_hot_block) {
   free_ok(g_pool, q, 4 * KiB, g_a);
   validate_ok(g_pool);
 }
+
+/* A stream keeps the slot of the block it handed out last, so that freeing that block takes no
+ * probe. Once the block has left that slot (freed on another stream, or freed and then filed
+ * away as the hot block) a free of it on the first stream is a double free all the same. */
+Test(pool_hot, the_block_handed_out_last_once_gone_is_a_double_free) {
+  void *p = alloc_ok(g_pool, 4 * KiB, g_a); /* A's last */
+  free_ok(g_pool, p, 4 * KiB, g_b);         /* taken out of A's map by B */
+  cr_expect_eq(mr_free_async(g_pool, p, 4 * KiB, g_a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  void *q = alloc_ok(g_pool, 4 * KiB, g_a);
+  void *r = alloc_ok(g_pool, 4 * KiB, g_a); /* A's last now */
+  free_ok(g_pool, q, 4 * KiB, g_a);
+  free_ok(g_pool, r, 4 * KiB, g_a); /* from its remembered slot; files q away */
+  cr_expect_eq(mr_free_async(g_pool, r, 4 * KiB, g_a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  cr_expect_eq(mr_free_async(g_pool, q, 4 * KiB, g_a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());
+  mr_stats s = pool_stats(g_pool);
+  cr_expect_eq(s.live_blocks, 0);
+  cr_expect_eq(s.frees, 3);
+  validate_ok(g_pool);
+}
