@@ -309,6 +309,9 @@ typedef struct bench_meas {
  * Call bench_meas_end in either case. */
 bool bench_meas_start(bench_meas *m, const bench_case *c, const balloc_desc *d, const bench_opts *o,
                       bench_result *res, uint64_t *slow_peak);
+/* An untimed quarter of a repetition (the same sequence goes on): brings the measurement's
+ * state back into the caches after something else ran, before a timed repetition. */
+mr_status bench_meas_rewarm(bench_meas *m);
 /* One timed repetition: ns per op, ops done, a pool's upstream calls during it (-1: not a pool). */
 mr_status bench_meas_rep(bench_meas *m, double *ns_per_op, uint64_t *ops, int64_t *upstream);
 /* The pool's statistics into res, then teardown and close (res->wall_s: the whole measurement). */

@@ -374,6 +374,11 @@ bool bench_meas_start(bench_meas *m, const bench_case *c, const balloc_desc *d, 
   return res->outcome == BENCH_OK;
 }
 
+mr_status bench_meas_rewarm(bench_meas *m) {
+  uint64_t ns = 0, ops = 0;
+  return timed(&m->r, m->w, m->iters / 4 ? m->iters / 4 : 1, &ns, &ops);
+}
+
 mr_status bench_meas_rep(bench_meas *m, double *ns_per_op, uint64_t *ops, int64_t *upstream) {
   uint64_t ns = 0;
   int64_t up0 = upstream_calls(&m->r);
