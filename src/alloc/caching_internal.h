@@ -215,7 +215,7 @@ static inline void mr__ls_reuse(mr__live_slot *sl, unsigned shift, uintptr_t add
 
 static inline mr__live mr__ls_get(const mr__live_slot *sl, unsigned shift) {
   const uint64_t units = sl->key >> 48, val = sl->val;
-  mr__live v = {.blk = (mr__blk *)(uintptr_t)(val & MR__LS_BLK)};
+  mr__live v = {.blk = mr__ls_blk(sl)};
   if (MR_LIKELY(units != MR__LS_ESC)) {
     v.bsize = (size_t)units << shift;
     v.requested = v.bsize - (size_t)(val >> 48 | (val & 0x1E) << 15);
@@ -319,8 +319,7 @@ static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, s
     *asked = v.requested;
     return v.blk;
   }
-  if (MR_UNLIKELY(v.escaped))
-    v.blk->live_requested = 0;
+  mr__ls_free(&m->slots[i], &v); /* clears an escaped block's requested size */
   *bsize = v.bsize;
   mr__livemap_remove_at(m, i);
   *st = MR_OK;

@@ -64,9 +64,11 @@ mr_status mr__core_validate(mr__pool *p) {
       CHECK(b->phys_prev == prev, "block %p has a wrong left neighbour", (void *)b->addr);
       CHECK(b->size && b->size % align == 0, "block %p has size %zu", (void *)b->addr, b->size);
       CHECK(b->small == s->small, "block %p small flag differs from its segment", (void *)b->addr);
+      /* a LIVE block's slot, and what it says (nothing when it has none) */
       const mr__live_slot *sl =
           st == MR__LIVE && b->owner ? mr__livemap_slot_of(&b->owner->lives, b) : NULL;
-      CHECK(!b->live_requested || (sl && mr__ls_get(sl, b->owner->lives.shift).escaped),
+      const mr__live v = sl ? mr__ls_get(sl, b->owner->lives.shift) : (mr__live){0};
+      CHECK(!b->live_requested || v.escaped,
             "block %p keeps a requested size (%zu) but is no escaped live block", (void *)b->addr,
             b->live_requested);
       switch (st) {
@@ -78,7 +80,6 @@ mr_status mr__core_validate(mr__pool *p) {
         }
         nlive++;
         live_bytes += b->size;
-        const mr__live v = mr__ls_get(sl, b->owner->lives.shift);
         CHECK(!mr__ls_freed(sl) && v.requested && v.requested <= b->size && v.bsize == b->size,
               "live block %p: %s, requested %zu, size %zu in its stream's map, of %zu",
               (void *)b->addr, mr__ls_freed(sl) ? "freed" : "handed out", v.requested, v.bsize,
