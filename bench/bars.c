@@ -277,13 +277,9 @@ static void json_side(FILE *f, const char *key, const bar_side *s, const bench_r
   fprintf(f, ", \"alloc\": ");
   bench_json_str(f, s->alloc ? s->alloc : "memres");
   fprintf(f, ", \"iters_per_rep\": %llu, \"ns_per_op\": [", (unsigned long long)r->iters);
-  for (int k = 0; k < r->reps; k++) {
-    fputs(k ? ", " : "", f);
-    bench_json_num(f, r->rep_ns[k]);
-  }
+  bench_json_nums(f, r->rep_ns, r->reps);
   fprintf(f, "], \"upstream_calls_per_rep\": [");
-  for (int k = 0; k < r->reps; k++)
-    fprintf(f, "%s%lld", k ? ", " : "", (long long)r->rep_upstream[k]);
+  bench_json_ints(f, r->rep_upstream, r->reps);
   fprintf(f, "]");
   if (r->has_pool) {
     fprintf(f, ", \"pool\": {\"peak_reserved\": %llu, \"peak_in_use\": %llu}",
@@ -314,10 +310,7 @@ static int write_json(const char *path, const bar_out *out, size_t n, const benc
       fprintf(f, ", \"ran\": true, \"met\": %s, \"median\": ", x->met ? "true" : "false");
       bench_json_num(f, x->med);
       fprintf(f, ", \"per_pair\": [");
-      for (int k = 0; k < x->n; k++) {
-        fputs(k ? ", " : "", f);
-        bench_json_num(f, x->fig[k]);
-      }
+      bench_json_nums(f, x->fig, x->n);
       fprintf(f, "],\n     ");
       json_side(f, "a", &x->def->a, &x->ra);
       if (x->def->b.workload) {

@@ -334,6 +334,10 @@ int bench_report_svg(const char *path, const bench_result *r, size_t n, const be
  * report. */
 void bench_json_str(FILE *f, const char *s);
 void bench_json_num(FILE *f, double v);
+/* The elements of a JSON array, ", " between them (the caller writes the brackets). */
+void bench_json_strs(FILE *f, char *const *v, int n);
+void bench_json_nums(FILE *f, const double *v, int n);
+void bench_json_ints(FILE *f, const int64_t *v, int n);
 /* The top of a JSON report: {"kind": 1, the version, the commit, elapsed_s, the "machine"
  * member, and "options": {"argv": [...: the caller closes argv's bracket, adds its options and
  * goes on. */

@@ -369,10 +369,7 @@ static int write_json(const char *path, const drow *rows, size_t k, const int *i
   fprintf(f, "{\n  \"mode\": \"devices\",\n  \"version\": \"%s\",\n  \"commit\": \"%s\",\n",
           mr_version_string(), commit);
   fprintf(f, "  \"argv\": [");
-  for (int i = 0; i < argc; i++) {
-    fputs(i ? ", " : "", f);
-    bench_json_str(f, argv[i]);
-  }
+  bench_json_strs(f, argv, argc);
   fprintf(f, "],\n  \"reps\": %d,\n  \"rep_ms\": %g,\n  \"gpus\": [", o->reps, o->rep_ms);
   for (int i = 0; i < n; i++) {
     char name[128];

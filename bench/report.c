@@ -186,6 +186,25 @@ void bench_json_num(FILE *f, double v) {
     fprintf(f, "%.6g", v);
 }
 
+void bench_json_strs(FILE *f, char *const *v, int n) {
+  for (int i = 0; i < n; i++) {
+    fputs(i ? ", " : "", f);
+    bench_json_str(f, v[i]);
+  }
+}
+
+void bench_json_nums(FILE *f, const double *v, int n) {
+  for (int i = 0; i < n; i++) {
+    fputs(i ? ", " : "", f);
+    bench_json_num(f, v[i]);
+  }
+}
+
+void bench_json_ints(FILE *f, const int64_t *v, int n) {
+  for (int i = 0; i < n; i++)
+    fprintf(f, "%s%lld", i ? ", " : "", (long long)v[i]);
+}
+
 static void json_machine(FILE *f, const bench_machine *m) {
   fprintf(f, "  \"machine\": {\n    \"cpu\": ");
   bench_json_str(f, m->cpu);
@@ -214,10 +233,7 @@ void bench_json_head(FILE *f, const char *kind, const bench_machine *m, int argc
   fprintf(f, ",\n  \"elapsed_s\": %.3f,\n", m->elapsed_s);
   json_machine(f, m);
   fprintf(f, "  \"options\": {\n    \"argv\": [");
-  for (int i = 0; i < argc; i++) {
-    fputs(i ? ", " : "", f);
-    bench_json_str(f, argv[i]);
-  }
+  bench_json_strs(f, argv, argc);
 }
 
 int bench_report_json(const char *path, const bench_result *r, size_t n, const bench_machine *m,
@@ -278,16 +294,11 @@ int bench_report_json(const char *path, const bench_result *r, size_t n, const b
       fprintf(f, ", \"max\": ");
       bench_json_num(f, x->max);
       fprintf(f, ", \"reps\": [");
-      for (int k = 0; k < x->reps; k++) {
-        if (k)
-          fputs(", ", f);
-        bench_json_num(f, x->rep_ns[k]);
-      }
+      bench_json_nums(f, x->rep_ns, x->reps);
       fprintf(f, "]}");
       if (x->has_pool) {
         fprintf(f, ", \"upstream_calls_per_rep\": [");
-        for (int k = 0; k < x->reps; k++)
-          fprintf(f, "%s%lld", k ? ", " : "", (long long)x->rep_upstream[k]);
+        bench_json_ints(f, x->rep_upstream, x->reps);
         fputc(']', f);
       }
       fprintf(f, ", \"ops_per_s\": ");
