@@ -86,13 +86,19 @@ static void free_ok(mr_allocator *pool, void *p, size_t size, mr_stream *s) {
   cr_assert_eq(mr_free_async(pool, p, size, s), MR_OK, "free(%zu): %s", size, mr_last_error());
 }
 
+/* Releases a test's pool, its streams (b may be NULL) and the pool's upstream. */
+static void release_all(mr_allocator *pool, mr_stream *a, mr_stream *b, mr_allocator *up) {
+  mr_allocator_release(pool);
+  mr_stream_release(a);
+  mr_stream_release(b);
+  mr_allocator_release(up);
+}
+
 /* The end of a test on one stream: its work done, the pool consistent, everything released. */
 static void finish_one_stream(mr_allocator *pool, mr_stream *a, mr_allocator *up) {
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_allocator_release(up);
+  release_all(pool, a, NULL, up);
 }
 
 /* Copy n bytes of device memory back and check every byte is v. */
@@ -132,10 +138,7 @@ static void blocked_stream_not_reused(mr_cross_stream_policy policy, size_t size
   cr_expect(device_bytes_are(q, 0xBB, size), "B's block was overwritten by A's pending work");
   free_ok(pool, q, size, b);
   cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool, a, b, up);
 }
 
 Test(cuda_pool, events_blocked_stream_large) {
@@ -160,10 +163,7 @@ Test(cuda_pool, events_reuse_after_completion) {
   void *q = alloc_ok(pool, size, b);
   cr_expect_eq(q, p, "B did not reuse A's completed block");
   free_ok(pool, q, size, b);
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool, a, b, up);
 }
 
 /* WAIT: B takes A's block at once, and B's later copy observes A's (gated) write. */
@@ -196,10 +196,7 @@ Test(cuda_pool, wait_policy_orders_b_after_a) {
   free_ok(pool, q, size, b);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   cr_assert_eq(cudaFreeHost(host), cudaSuccess);
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool, a, b, up);
 }
 
 Test(cuda_pool, same_stream_reuse) {
@@ -217,9 +214,7 @@ Test(cuda_pool, same_stream_reuse) {
     cr_expect_eq(pool_stats(pool).cache_hits, before.cache_hits + 1);
     free_ok(pool, q, sizes[i], a);
   }
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_allocator_release(up);
+  release_all(pool, a, NULL, up);
 }
 
 /* ---- stress ---------------------------------------------------------------------------------- */
@@ -343,10 +338,7 @@ Test(cuda_pool, over_pinned_memory) {
   cr_expect_geq(st.cache_hits, 999);
   cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
   cr_assert_eq(cudaFree(dev), cudaSuccess);
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool, a, b, up);
 }
 
 /* ---- out of memory -----------------------------------------------------------------------------
@@ -369,9 +361,7 @@ Test(cuda_pool, maximum_reserve_oom_and_recovery) {
   free_ok(pool, q, 40 * MiB, a);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   cr_expect_leq(pool_stats(pool).peak_reserved, 64 * MiB);
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_allocator_release(up);
+  release_all(pool, a, NULL, up);
 }
 
 /* Larger than the GPU: upstream fails, the pool reports MR_ERR_OUT_OF_MEMORY and stays usable. */
@@ -389,9 +379,7 @@ Test(cuda_pool, upstream_oom) {
   free_ok(pool, p, 8 * MiB, a);
   free_ok(pool, keep, 1 * MiB, a);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_allocator_release(up);
+  release_all(pool, a, NULL, up);
 }
 
 /* The default growth over device memory: a minimum-sized segment, then for a request above the
@@ -411,9 +399,7 @@ Test(cuda_pool, fixed_growth_segment_sizes) {
   free_ok(pool, big, 30 * MiB, a);
   free_ok(pool, small, 3 * MiB, a);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_allocator_release(up);
+  release_all(pool, a, NULL, up);
 }
 
 /* The other kind's room before growing, over device memory (test_pool_checks covers it over host
@@ -474,10 +460,7 @@ Test(cuda_pool, hot_block_reuse_and_double_free) {
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(b)), cudaSuccess);
   cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool, a, b, up);
 }
 
 /* Sizes on both sides of what a live-map slot packs, over device memory (see pool_sizes.h;
@@ -489,10 +472,7 @@ Test(cuda_pool, sizes_packed_in_a_slot_and_past_it) {
   mr_stream *a = new_stream(), *b = new_stream();
   check_slot_sizes(pool16, pool256, a, b);
   mr_allocator_release(pool16);
-  mr_allocator_release(pool256);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool256, a, b, up);
 }
 
 /* The block a stream handed out last (whose slot it keeps, to free it without a probe), once
@@ -515,10 +495,7 @@ Test(cuda_pool, the_block_handed_out_last_once_gone_is_a_double_free) {
   cr_expect_eq(s.live_blocks, 0);
   cr_expect_eq(s.frees, 3);
   cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool, a, b, up);
 }
 
 /* The front cache's budget over device memory (test_pool_checks covers it over host memory):
@@ -575,10 +552,7 @@ Test(cuda_pool, peaks_one_stream_then_two) {
   cr_expect_eq(pool_stats(pool).peak_in_use, 16 * MiB);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(b)), cudaSuccess);
-  mr_allocator_release(pool);
-  mr_stream_release(a);
-  mr_stream_release(b);
-  mr_allocator_release(up);
+  release_all(pool, a, b, up);
 }
 
 #endif /* MEMRES_HAVE_CUDA */
