@@ -402,7 +402,7 @@ Test(cuda_pool, fixed_growth_segment_sizes) {
   release_all(pool, a, NULL, up);
 }
 
-/* The other kind's room before growing, over device memory (test_pool_checks covers it over host
+/* The other kind's room before growing, over device memory (test_pool_options covers it over host
  * memory): a small request takes a large segment's free block, a large one a small segment's,
  * before the pool takes more from the device; the memory is usable where it lands. */
 Test(cuda_pool, other_kinds_room_before_growing) {

@@ -1,6 +1,6 @@
 /* The caching pool over host memory with manual streams: stream order (no early reuse across
  * streams under each policy, reuse once events complete, the wait policy, same-stream reuse,
- * pending blocks). Validation, statistics and options: test_pool_checks.c. */
+ * pending blocks). Validation and statistics: test_pool_checks.c; options: test_pool_options.c. */
 #include "pool_fixture.h"
 
 #include <string.h>
