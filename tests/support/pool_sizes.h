@@ -8,27 +8,22 @@
 #ifndef MEMRES_TEST_POOL_SIZES_H
 #define MEMRES_TEST_POOL_SIZES_H
 
-#include <memres/memres.h>
+#include "pool_util.h"
 
 #include <criterion/criterion.h>
 #include <stdio.h>
 #include <string.h>
-
-static inline uint64_t sizes_requested(mr_allocator *pool) {
-  mr_stats s = MR_STATS_INIT;
-  cr_assert_eq(mr_stats_get(pool, &s), MR_OK, "%s", mr_last_error());
-  return s.bytes_requested;
-}
 
 static inline void sizes_validate(mr_allocator *pool, const char *when) {
   cr_assert_eq(mr_caching_pool_validate(pool), MR_OK, "%s: %s", when, mr_last_error());
 }
 
 static inline void *sizes_alloc(mr_allocator *pool, size_t size, mr_stream *s) {
-  uint64_t before = sizes_requested(pool);
+  uint64_t before = pool_stats(pool).bytes_requested;
   void *p = NULL;
   cr_assert_eq(mr_alloc_async(pool, size, s, &p), MR_OK, "alloc(%zu): %s", size, mr_last_error());
-  cr_expect_eq(sizes_requested(pool) - before, size, "alloc(%zu): requested bytes", size);
+  cr_expect_eq(pool_stats(pool).bytes_requested - before, size, "alloc(%zu): requested bytes",
+               size);
   sizes_validate(pool, "after the alloc");
   return p;
 }
@@ -47,10 +42,10 @@ static inline void sizes_free(mr_allocator *pool, void *p, size_t size, mr_strea
               mr_last_error());
   }
   sizes_validate(pool, "after the refused frees");
-  uint64_t before = sizes_requested(pool);
+  uint64_t before = pool_stats(pool).bytes_requested;
   cr_assert_eq(mr_free_async(pool, p, size, s), MR_OK, "free(%p, %zu): %s", p, size,
                mr_last_error());
-  cr_expect_eq(before - sizes_requested(pool), size, "free(%zu): requested bytes", size);
+  cr_expect_eq(before - pool_stats(pool).bytes_requested, size, "free(%zu): requested bytes", size);
   if (!keep_hot)
     sizes_validate(pool, "after the free");
 }
