@@ -4,9 +4,10 @@
  * lookup finds every block and nothing else; a removal marks its slot EMPTY in a group that has
  * an EMPTY slot and DELETED in a full group, and a probe still goes past that group; insertions
  * reuse DELETED slots; the table grows at 7/8, and rehashes at the same size when DELETED slots
- * fill it; a slot gives back the exact sizes it was filled with, packed or escaped to the
- * record, through a free and a reuse; and a model of 200,000 random operations agrees with the map,
- * whose own check (mr__livemap_check, part of mr_caching_pool_validate) passes throughout. */
+ * fill it while its blocks fill at most 25/32 of it (doubling only past that); a slot gives back
+ * the exact sizes it was filled with, packed or escaped to the record, through a free and a reuse;
+ * and a model of 200,000 random operations agrees with the map, whose own check (mr__livemap_check,
+ * part of mr_caching_pool_validate) passes throughout. */
 #include "../src/alloc/caching_internal.h"
 
 #include <criterion/criterion.h>
@@ -112,7 +113,7 @@ Test(livemap, deleted_slots_are_dropped_by_a_rehash_at_the_same_size) {
       insert_ok(&m, b[g][i]);
   cr_expect_eq(m.left, 0);
   cr_expect_eq(m.mask, 63);
-  insert_ok(&m, a[0][0]); /* 24 live, under 7/16 of 64: the same size */
+  insert_ok(&m, a[0][0]); /* 24 live, under 25/32 of 64: the same size */
   cr_expect_eq(m.mask, 63, "a rehash with few blocks live keeps the size");
   cr_expect_eq(deleted_slots(&m), 0, "a rehash drops the DELETED slots");
   cr_expect_eq(m.left, 56 - 25);
@@ -122,6 +123,41 @@ Test(livemap, deleted_slots_are_dropped_by_a_rehash_at_the_same_size) {
       found(&m, b[g][i]);
   check_ok(&m);
   mr__livemap_destroy(&m);
+}
+
+/* Full or DELETED at 7/8 of 64 slots: with 48 blocks live (under 25/32 of 64, 50) the table keeps
+ * its size, 1 MiB and not 2 at 1e5 live; with 50 it doubles. */
+static size_t size_after_refill(int removed) {
+  mr__livemap m = {0};
+  uintptr_t a[7][8], extra[1];
+  for (size_t g = 0; g < 7; g++) { /* groups 0-6 full: 56 blocks, no room left */
+    in_group(a[g], 8, 64, g);
+    for (int i = 0; i < 8; i++)
+      insert_ok(&m, a[g][i]);
+  }
+  cr_assert_eq(m.mask, 63);
+  cr_assert_eq(m.left, 0);
+  for (int i = 0; i < removed; i++) /* DELETED: group 0 has no EMPTY slot */
+    mr__livemap_remove_at(&m, mr__livemap_find(&m, a[0][i]));
+  cr_assert_eq(deleted_slots(&m), (size_t)removed);
+  in_group(extra, 1, 64, 7);
+  insert_ok(&m, extra[0]);
+  cr_expect_eq(deleted_slots(&m), 0, "the rehash drops the DELETED slots");
+  cr_expect_eq(m.count, 57 - (size_t)removed);
+  found(&m, extra[0]);
+  for (size_t g = 0; g < 7; g++)
+    for (int i = g ? 0 : removed; i < 8; i++)
+      found(&m, a[g][i]);
+  check_ok(&m);
+  size_t cap = m.mask + 1;
+  mr__livemap_destroy(&m);
+  return cap;
+}
+
+Test(livemap, holds_its_blocks_up_to_25_32_before_doubling) {
+  cr_expect_eq(size_after_refill(8), 64, "48 blocks live in 64 slots: rehashed at the same size");
+  cr_expect_eq(size_after_refill(7), 64, "49 blocks live: the same size");
+  cr_expect_eq(size_after_refill(6), 128, "50 blocks live (25/32 of 64): doubled");
 }
 
 Test(livemap, agrees_with_a_model_over_random_operations) {
