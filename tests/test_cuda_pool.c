@@ -13,6 +13,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 
 #else
 #include "gpu.h"
+#include "pool_evict.h"
 #include "pool_sizes.h"
 #include "pool_util.h"
 
@@ -499,9 +500,10 @@ Test(cuda_pool, the_block_handed_out_last_once_gone_is_a_double_free) {
 }
 
 /* The front cache's budget over device memory (test_pool_checks covers it over host memory):
- * frees on the owner stream past front_cache_bytes send the largest cached blocks to the core,
- * pending on that stream, where they merge and serve a larger request of the same stream
- * without growing. 32 x 64 KiB in address order, freed in order, 1 MiB budget: blocks 9-26. */
+ * frees on the owner stream past front_cache_bytes send the oldest half of each size class to
+ * the core, pending on that stream, where they merge and serve a larger request of the same
+ * stream without growing. 32 x 64 KiB in address order, freed in order, 1 MiB budget: blocks
+ * 0-17. */
 Test(cuda_pool, front_cache_budget) {
   mr_allocator *up = device_upstream();
   mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
@@ -519,11 +521,21 @@ Test(cuda_pool, front_cache_budget) {
                (unsigned long long)sa.largest_free_block);
   void *big = alloc_ok(pool, 1 * MiB, a);
   cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "the pool grew");
-  cr_expect(within(big, p[8], 18 * 64 * KiB));
+  cr_expect(within(big, p[0], 18 * 64 * KiB));
   cr_expect_eq(cudaMemsetAsync(big, 0x5a, 1 * MiB, mr_stream_cuda(a)), cudaSuccess);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   cr_expect(device_bytes_are(big, 0x5a, 1 * MiB));
   free_ok(pool, big, 1 * MiB, a);
+  finish_one_stream(pool, a, up);
+}
+
+/* An eviction keeps the newest half of every size class, over device memory (see pool_evict.h;
+ * over host memory: pool_stats/an_eviction_keeps_the_newest_half_of_each_size). */
+Test(cuda_pool, an_eviction_keeps_the_newest_half_of_each_size) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
+  mr_stream *a = new_stream();
+  evict_keeps_newest_halves(pool, a);
   finish_one_stream(pool, a, up);
 }
 

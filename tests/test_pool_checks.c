@@ -1,6 +1,7 @@
 /* The caching pool over host memory with manual streams: validation of bad frees, destroy with
  * live blocks, views, trim and statistics (pool-wide and per stream). Options and user
  * allocators upstream: test_pool_options.c; stream order: test_pool_streams.c. */
+#include "pool_evict.h"
 #include "pool_fixture.h"
 #include "pool_sizes.h"
 
@@ -360,11 +361,11 @@ Test(pool_stats, front_cache_size_max_disables_it) {
 }
 
 /* front_cache_bytes bounds what a stream keeps: frees on the owner stream past the budget send
- * the largest cached blocks to the shared structure (down to half the budget), where they merge.
- * 32 blocks of 64 KiB fill one 2 MiB segment in address order; freed in that order with a 1 MiB
- * budget, the cache is trimmed at 17 blocks (to 8) and again at 17: blocks 9-26 are contiguous
- * and must come back as one free block of 18 x 64 KiB. Without the budget every block stays
- * cached and nothing merges. */
+ * the oldest half of each size class to the shared structure (down to half the budget), where
+ * they merge. 32 blocks of 64 KiB fill one 2 MiB segment in address order; freed in that order
+ * with a 1 MiB budget, the cache is trimmed at 17 blocks (blocks 0-16: 0-8 go) and again at 17
+ * (9-25: 9-17 go): blocks 0-17 are contiguous and must come back as one free block of
+ * 18 x 64 KiB. Without the budget every block stays cached and nothing merges. */
 Test(pool_stats, the_front_cache_keeps_to_its_budget) {
   mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
   void *p[32];
@@ -385,6 +386,14 @@ Test(pool_stats, the_front_cache_keeps_to_its_budget) {
   cr_expect_eq(pool_stats(pool).bytes_reserved, 2 * MiB, "the pool grew");
   free_ok(pool, big, 1 * MiB, NULL);
   validate_ok(pool);
+  release_pool(pool);
+}
+
+/* An eviction keeps the newest half of every size class (see pool_evict.h; over a GPU:
+ * cuda_pool/an_eviction_keeps_the_newest_half_of_each_size). */
+Test(pool_stats, an_eviction_keeps_the_newest_half_of_each_size) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
+  evict_keeps_newest_halves(pool, NULL);
   release_pool(pool);
 }
 

@@ -10,12 +10,11 @@
  * Free: the freeing stream's live map (or, for a block freed on another stream, its owner's)
  * finds the block and checks it is live and of that size. The block becomes the stream's hot
  * block, still in its slot (the previous hot block goes to the front cache), reusable by that
- * stream at once. Past the cache's byte budget, the largest cached blocks go to the core as
- * pending on that stream: other streams get them only once an event recorded on it has completed
- * (or, under the wait policy, after waiting on that event).
- * Neither path reads or writes a block record: the live map's slot and the front cache's entry
- * hold the address, the sizes and the record's pointer, and only the core (under the mutex)
- * changes a record. */
+ * stream at once. Past the cache's byte budget, the oldest half of each size class goes to the
+ * core as pending on that stream: other streams get them only once an event recorded on it has
+ * completed (or, under the wait policy, after waiting on that event). Neither path reads or writes
+ * a block record: the live map's slot and the front cache's entry hold the address, the sizes and
+ * the record's pointer, and only the core (under the mutex) changes a record. */
 #include "caching_front.h"
 
 #include <inttypes.h>

@@ -53,8 +53,9 @@ int mr__hot_file(mr__pool *p, mr__pstream *ps);
 mr__blk *mr__cache_take_all(mr__pstream *ps);
 /* Frees ps's front-cache bins (the pool is being destroyed; the cache is empty). */
 void mr__cache_destroy(mr__pstream *ps);
-/* Sends the largest cached blocks of ps (and any spilled ones) to the core until its cache is at
- * half its budget (takes ps->lock, then the pool mutex). */
+/* Sends the oldest half of each of ps's bins (and any spilled blocks) to the core, then its
+ * largest cached blocks while its cache is over half its budget (takes ps->lock, then the pool
+ * mutex). */
 void mr__cache_evict(mr__pool *p, mr__pstream *ps);
 
 #endif
