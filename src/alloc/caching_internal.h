@@ -57,13 +57,14 @@ struct mr__blk;
  * reads the home group's 8 control bytes (the control array is 1/16 of the slots' size: it stays
  * in cache), and then only the slot whose bits match: one slot line a lookup. A removal writes
  * its own slot and control byte and nothing else (no backward shift that reads the next slots),
- * so slots never move but in a rehash, and the table can fill to 7/8 (half as big as a linear
- * probe's at 1/2).
+ * so slots never move but in a rehash, and the table can fill to 7/8, its blocks to 25/32 (see
+ * mr__livemap_grow).
  *
- * A slot is 16 bytes, 4 to a cache line: at 1e5 live blocks the table is 2 MiB, not the 4 of
- * four plain words, and the free's one likely cache miss (the slot's line) is half as likely on
- * a machine whose cache holds 2 to 4 MiB of it. Block addresses and records lie below 2^48 (the
- * pool checks both) and records are 64-byte aligned, which leaves room for the sizes:
+ * A slot is 16 bytes, 4 to a cache line: with random's 5e4 blocks live at 1e5 the table is
+ * 1 MiB (2^16 slots), where four plain words at a linear probe's 1/2 would take 8, and the
+ * free's one likely cache miss (the slot's line) is that much less likely. Block addresses and
+ * records lie below 2^48 (the pool checks both) and records are 64-byte aligned, which leaves
+ * room for the sizes:
  *   key  bits 0-47 the block's address (key 0: no block), 48-63 its size in units of the pool's
  *        alignment;
  *   val  bits 6-47 the record, bit 0 freed (the stream's hot block), bits 48-63 and 1-4 the
