@@ -41,12 +41,12 @@ int mr__livemap_rehash(mr__livemap *m, size_t cap) {
 
 int mr__livemap_grow(mr__livemap *m) {
   size_t cap = m->slots ? m->mask + 1 : 64;
-  /* full or DELETED at 7/8: twice as big when the blocks alone fill more than 25/32 of it (as
-   * Abseil's tables), else the same size without the DELETED slots. A map holds its blocks at up
-   * to 25/32, not 7/16: at 1e5 live blocks (random's walk holds about 5e4) that is 2^16 slots,
-   * 1 MiB, and not 2 MiB, which with the rest of the pool's state no longer fits a 2 MiB L2.
-   * Inserts reuse DELETED slots in their home group, so at that load they seldom pile up: random at
-   * 5e4 live rehashed once in 3 million operations. */
+  /* full or DELETED at 7/8: twice as big when the blocks alone fill 25/32 of it or more (as
+   * Abseil's tables), else the same size without the DELETED slots (which leaves at least 3/32 of
+   * it to fill before the next rehash). A map holds its blocks at up to 25/32, not 7/16: at 1e5
+   * live blocks (random's walk holds about 5e4) that is 2^16 slots, 1 MiB, not 2 MiB, beside the
+   * rest of the pool's state in a 2 MiB L2. Inserts reuse DELETED slots in their home group, so at
+   * that load they seldom pile up: random at 5e4 live rehashed once in 3 million operations. */
   if (m->slots && m->count >= cap / 32 * 25)
     cap *= 2;
   if (mr__livemap_rehash(m, cap))
