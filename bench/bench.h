@@ -47,6 +47,18 @@ static inline uint64_t bench_iters_for(uint64_t iters, uint64_t ns, double targe
   return want < 1 ? 1 : want >= (double)max_iters ? max_iters : (uint64_t)want;
 }
 
+/* After the warm-up (`iters` took `ns`): the calibration may have timed one-off costs (a pool
+ * growing: cudaHostAlloc takes milliseconds a segment), which leave the count far too small. A
+ * warm-up under half the target sets *iters again from its rate and returns true: run it once
+ * more at that count. */
+static inline bool bench_warm_again(uint64_t *iters, uint64_t ns, double target,
+                                    uint64_t max_iters) {
+  if (!ns || (double)ns >= target / 2 || *iters >= max_iters)
+    return false;
+  *iters = bench_iters_for(*iters, ns, target, max_iters);
+  return true;
+}
+
 /* ---- time and a seeded generator (xoshiro256**) -------------------------------------------- */
 static inline uint64_t bench_now_ns(void) {
   struct timespec ts;

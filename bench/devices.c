@@ -299,12 +299,8 @@ static void d_measure(const bench_opts *o, const dcase *c, int kind, const int *
       iters = bench_iters_for(iters, ns, target, c->max_iters);
       bad = d_round(&ds, iters, &ns, &ops); /* warm-up */
     }
-    /* as in the single-GPU run: a warm-up under half the target (the calibration timed one-off
-     * costs) sets the count again from its rate and runs once more */
-    if (!bad && ns && (double)ns < target / 2 && iters < c->max_iters) {
-      iters = bench_iters_for(iters, ns, target, c->max_iters);
+    if (!bad && bench_warm_again(&iters, ns, target, c->max_iters))
       bad = d_round(&ds, iters, &ns, &ops);
-    }
     for (int r = 0; r < o->reps && !bad; r++) {
       if ((bad = d_round(&ds, iters, &ns, &ops)) != 0)
         break;

@@ -277,14 +277,9 @@ static mr_status calibrate(bench_run *r, const bench_workload *w, const bench_op
   /* warm-up, not counted */
   if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
     return st;
-  /* The calibration may have timed one-off costs (a pool growing: cudaHostAlloc takes
-   * milliseconds a segment), which leave the count far too small: a warm-up under half the
-   * target sets it again from the steady rate, and runs once more at that count. */
-  if (ns && (double)ns < target / 2 && iters < max_iters) {
-    iters = bench_iters_for(iters, ns, target, max_iters);
-    if ((st = timed(r, w, iters, &ns, &ops)) != MR_OK)
-      return st;
-  }
+  if (bench_warm_again(&iters, ns, target, max_iters) &&
+      (st = timed(r, w, iters, &ns, &ops)) != MR_OK)
+    return st;
   *out_iters = iters;
   return MR_OK;
 }
