@@ -78,15 +78,6 @@ static mr_stream *new_stream(void) {
   return s;
 }
 
-static void *alloc_ok(mr_allocator *pool, size_t size, mr_stream *s) {
-  void *p = NULL;
-  cr_assert_eq(mr_alloc_async(pool, size, s, &p), MR_OK, "alloc(%zu): %s", size, mr_last_error());
-  return p;
-}
-static void free_ok(mr_allocator *pool, void *p, size_t size, mr_stream *s) {
-  cr_assert_eq(mr_free_async(pool, p, size, s), MR_OK, "free(%zu): %s", size, mr_last_error());
-}
-
 /* Releases a test's pool, its streams (b may be NULL) and the pool's upstream. */
 static void release_all(mr_allocator *pool, mr_stream *a, mr_stream *b, mr_allocator *up) {
   mr_allocator_release(pool);

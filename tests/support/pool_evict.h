@@ -33,16 +33,16 @@ static inline void evict_keeps_newest_halves(mr_allocator *pool, mr_stream *s) {
   const size_t large = 128 * 1024, small = 16 * 1024;
   void *l[EVICT_LARGE], *sm[EVICT_SMALL], *ql[EVICT_LARGE / 2], *qs[EVICT_SMALL - 9];
   for (int i = 0; i < EVICT_LARGE; i++)
-    cr_assert_eq(mr_alloc_async(pool, large, s, &l[i]), MR_OK, "%s", mr_last_error());
+    l[i] = alloc_ok(pool, large, s);
   for (int i = 0; i < EVICT_SMALL; i++)
-    cr_assert_eq(mr_alloc_async(pool, small, s, &sm[i]), MR_OK, "%s", mr_last_error());
+    sm[i] = alloc_ok(pool, small, s);
   for (int i = 0; i < EVICT_LARGE; i++)
-    cr_assert_eq(mr_free_async(pool, l[i], large, s), MR_OK, "%s", mr_last_error());
+    free_ok(pool, l[i], large, s);
   for (int i = 0; i < EVICT_SMALL; i++)
-    cr_assert_eq(mr_free_async(pool, sm[i], small, s), MR_OK, "%s", mr_last_error());
+    free_ok(pool, sm[i], small, s);
   const uint64_t splits = pool_stats(pool).splits;
   for (int i = 0; i < EVICT_LARGE / 2; i++) {
-    cr_assert_eq(mr_alloc_async(pool, large, s, &ql[i]), MR_OK, "%s", mr_last_error());
+    ql[i] = alloc_ok(pool, large, s);
     cr_expect(evict_among(l, EVICT_LARGE / 2, EVICT_LARGE, ql[i]),
               "allocation %d of 128 KiB got %p, not one of the 3 newest freed (the eviction took "
               "them from the cache)",
@@ -50,16 +50,16 @@ static inline void evict_keeps_newest_halves(mr_allocator *pool, mr_stream *s) {
   }
   /* the 9 oldest small ones went; the hot block and the other 10 stayed */
   for (int i = 0; i < EVICT_SMALL - 9; i++) {
-    cr_assert_eq(mr_alloc_async(pool, small, s, &qs[i]), MR_OK, "%s", mr_last_error());
+    qs[i] = alloc_ok(pool, small, s);
     cr_expect(evict_among(sm, 9, EVICT_SMALL, qs[i]),
               "allocation %d of 16 KiB got %p, not one of the 11 newest freed", i, qs[i]);
   }
   cr_expect_eq(pool_stats(pool).splits, splits, "the core served an allocation the cache kept");
-  cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  validate_ok(pool);
   for (int i = 0; i < EVICT_LARGE / 2; i++)
-    cr_assert_eq(mr_free_async(pool, ql[i], large, s), MR_OK, "%s", mr_last_error());
+    free_ok(pool, ql[i], large, s);
   for (int i = 0; i < EVICT_SMALL - 9; i++)
-    cr_assert_eq(mr_free_async(pool, qs[i], small, s), MR_OK, "%s", mr_last_error());
+    free_ok(pool, qs[i], small, s);
 }
 
 #endif

@@ -43,22 +43,6 @@ static inline mr_allocator *make_pool(mr_caching_pool_options o) {
   return pool;
 }
 
-static inline void *alloc_ok(mr_allocator *pool, size_t size, mr_stream *s) {
-  void *p = NULL;
-  mr_status st = mr_alloc_async(pool, size, s, &p);
-  cr_assert_eq(st, MR_OK, "alloc(%zu): %s", size, mr_last_error());
-  cr_assert_not_null(p);
-  return p;
-}
-static inline void free_ok(mr_allocator *pool, void *p, size_t size, mr_stream *s) {
-  mr_status st = mr_free_async(pool, p, size, s);
-  cr_assert_eq(st, MR_OK, "free(%p, %zu): %s", p, size, mr_last_error());
-}
-static inline void validate_ok(mr_allocator *pool) {
-  mr_status st = mr_caching_pool_validate(pool);
-  cr_assert_eq(st, MR_OK, "validate: %s", mr_last_error());
-}
-
 /* Release the pool and check the upstream got every segment back. */
 static inline void release_pool(mr_allocator *pool) {
   mr_allocator_release(pool);

@@ -20,8 +20,7 @@ static inline void sizes_validate(mr_allocator *pool, const char *when) {
 
 static inline void *sizes_alloc(mr_allocator *pool, size_t size, mr_stream *s) {
   uint64_t before = pool_stats(pool).bytes_requested;
-  void *p = NULL;
-  cr_assert_eq(mr_alloc_async(pool, size, s, &p), MR_OK, "alloc(%zu): %s", size, mr_last_error());
+  void *p = alloc_ok(pool, size, s);
   cr_expect_eq(pool_stats(pool).bytes_requested - before, size, "alloc(%zu): requested bytes",
                size);
   sizes_validate(pool, "after the alloc");
@@ -43,8 +42,7 @@ static inline void sizes_free(mr_allocator *pool, void *p, size_t size, mr_strea
   }
   sizes_validate(pool, "after the refused frees");
   uint64_t before = pool_stats(pool).bytes_requested;
-  cr_assert_eq(mr_free_async(pool, p, size, s), MR_OK, "free(%p, %zu): %s", p, size,
-               mr_last_error());
+  free_ok(pool, p, size, s);
   cr_expect_eq(before - pool_stats(pool).bytes_requested, size, "free(%zu): requested bytes", size);
   if (!keep_hot)
     sizes_validate(pool, "after the free");

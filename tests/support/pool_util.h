@@ -5,6 +5,8 @@
 
 #include <memres/memres.h>
 
+#include <criterion/criterion.h>
+
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -276,6 +278,24 @@ static inline int bytes_are(const void *p, int v, size_t n) {
     if (c[i] != (unsigned char)v)
       return 0;
   return 1;
+}
+
+/* Checked pool calls, for the suites over host memory (pool_fixture.h) and over a GPU
+ * (test_cuda_pool.c) alike. */
+static inline void *alloc_ok(mr_allocator *pool, size_t size, mr_stream *s) {
+  void *p = NULL;
+  mr_status st = mr_alloc_async(pool, size, s, &p);
+  cr_assert_eq(st, MR_OK, "alloc(%zu): %s", size, mr_last_error());
+  cr_assert_not_null(p);
+  return p;
+}
+static inline void free_ok(mr_allocator *pool, void *p, size_t size, mr_stream *s) {
+  mr_status st = mr_free_async(pool, p, size, s);
+  cr_assert_eq(st, MR_OK, "free(%p, %zu): %s", p, size, mr_last_error());
+}
+static inline void validate_ok(mr_allocator *pool) {
+  mr_status st = mr_caching_pool_validate(pool);
+  cr_assert_eq(st, MR_OK, "validate: %s", mr_last_error());
 }
 
 static inline mr_stats pool_stats(mr_allocator *a) {
