@@ -258,9 +258,7 @@ static void run_bar(bar_out *out, const bar_def *b, const case_table *t, const b
     bench_result_summarize(&out->ra, pairs);
     if (two)
       bench_result_summarize(&out->rb, pairs);
-    double v[BENCH_MAX_REPS];
-    memcpy(v, out->fig, (size_t)pairs * sizeof v[0]);
-    bench_stat3(v, pairs, &out->med, &out->min, &out->max);
+    bench_stat3(out->fig, pairs, &out->med, &out->min, &out->max);
     out->met = !b->ref && (b->at_least ? out->med >= b->limit : out->med <= b->limit);
   }
   if (two)

@@ -328,8 +328,8 @@ mr_status bench_meas_rewarm(bench_meas *m);
 mr_status bench_meas_rep(bench_meas *m, double *ns_per_op, uint64_t *ops, int64_t *upstream);
 /* The pool's statistics into res, then teardown and close (res->wall_s: the whole measurement). */
 void bench_meas_end(bench_meas *m, bench_result *res);
-/* The median, min and max of n > 0 values (sorted in place). */
-void bench_stat3(double *v, int n, double *med, double *min, double *max);
+/* The median, min and max of n values, 0 < n <= BENCH_MAX_REPS (v is left in its order). */
+void bench_stat3(const double *v, int n, double *med, double *min, double *max);
 /* res->reps = n > 0, and the median, min and max of its first n rep_ns (left in their order). */
 void bench_result_summarize(bench_result *res, int n);
 

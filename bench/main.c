@@ -413,8 +413,9 @@ void bench_meas_end(bench_meas *m, bench_result *res) {
   m->started = false;
 }
 
-/* The median, min and max of n values (sorted in place). */
-void bench_stat3(double *v, int n, double *med, double *min, double *max) {
+void bench_stat3(const double *in, int n, double *med, double *min, double *max) {
+  double v[BENCH_MAX_REPS];
+  memcpy(v, in, (size_t)n * sizeof v[0]);
   qsort(v, (size_t)n, sizeof v[0], cmp_double);
   *min = v[0];
   *max = v[n - 1];
@@ -422,10 +423,8 @@ void bench_stat3(double *v, int n, double *med, double *min, double *max) {
 }
 
 void bench_result_summarize(bench_result *res, int n) {
-  double v[BENCH_MAX_REPS];
-  memcpy(v, res->rep_ns, (size_t)n * sizeof v[0]);
   res->reps = n;
-  bench_stat3(v, n, &res->med, &res->min, &res->max);
+  bench_stat3(res->rep_ns, n, &res->med, &res->min, &res->max);
 }
 
 /* One measurement: its timed repetitions, the median of them reported. */
