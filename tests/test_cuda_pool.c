@@ -15,6 +15,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include "gpu.h"
 #include "pool_evict.h"
 #include "pool_sizes.h"
+#include "pool_turns.h"
 #include "pool_util.h"
 
 #include <memres/cuda.h>
@@ -107,13 +108,15 @@ static int device_bytes_are(const void *dev, int v, size_t n) {
 
 /* A's block is written (0xAA) behind a closed gate, then freed on A. B asks for the same size:
  * it must not get A's memory. B writes 0xBB to its block; after the gate opens, A's block holds
- * 0xAA and B's 0xBB (if they aliased, A's late write would show in B's block). */
-static void blocked_stream_not_reused(mr_cross_stream_policy policy, size_t size) {
+ * 0xAA and B's 0xBB (if they aliased, A's late write would show in B's block). Without a front
+ * cache (1 byte: none in effect) the block waits in the core's index; with one, in A's front
+ * cache, which B takes back before growing. */
+static void blocked_stream_not_reused(mr_cross_stream_policy policy, size_t size,
+                                      size_t front_cache) {
   mr_allocator *up = device_upstream();
-  mr_allocator *pool =
-      make_pool(up, (mr_caching_pool_options){.cross_stream = policy,
-                                              .growth = MR_GROWTH_EXACT,
-                                              .front_cache_bytes = 1 /* none in effect */});
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.cross_stream = policy,
+                                                               .growth = MR_GROWTH_EXACT,
+                                                               .front_cache_bytes = front_cache});
   mr_stream *a = new_stream(), *b = new_stream();
   void *p = alloc_ok(pool, size, a);
   cr_assert_eq(cudaMemsetAsync(p, 0x11, size, mr_stream_cuda(a)), cudaSuccess);
@@ -134,12 +137,17 @@ static void blocked_stream_not_reused(mr_cross_stream_policy policy, size_t size
 }
 
 Test(cuda_pool, events_blocked_stream_large) {
-  blocked_stream_not_reused(MR_CROSS_STREAM_EVENTS, 8 * MiB);
+  blocked_stream_not_reused(MR_CROSS_STREAM_EVENTS, 8 * MiB, 1);
 }
 Test(cuda_pool, events_blocked_stream_small) {
-  blocked_stream_not_reused(MR_CROSS_STREAM_EVENTS, 64 * KiB);
+  blocked_stream_not_reused(MR_CROSS_STREAM_EVENTS, 64 * KiB, 1);
 }
-Test(cuda_pool, none_blocked_stream) { blocked_stream_not_reused(MR_CROSS_STREAM_NONE, 8 * MiB); }
+Test(cuda_pool, events_blocked_stream_front_cache) {
+  blocked_stream_not_reused(MR_CROSS_STREAM_EVENTS, 64 * KiB, 0);
+}
+Test(cuda_pool, none_blocked_stream) {
+  blocked_stream_not_reused(MR_CROSS_STREAM_NONE, 8 * MiB, 1);
+}
 
 /* Once A's event completed, B may take A's block (EVENTS). */
 Test(cuda_pool, events_reuse_after_completion) {
@@ -158,14 +166,14 @@ Test(cuda_pool, events_reuse_after_completion) {
   release_all(pool, a, b, up);
 }
 
-/* WAIT: B takes A's block at once, and B's later copy observes A's (gated) write. */
-Test(cuda_pool, wait_policy_orders_b_after_a) {
+/* WAIT: B takes A's block at once, and B's later copy observes A's (gated) write. From the
+ * core's index without a front cache (1 byte: none in effect), from A's front cache with one. */
+static void wait_policy_orders_b_after_a(size_t front_cache) {
   const size_t size = 4 * MiB;
   mr_allocator *up = device_upstream();
-  mr_allocator *pool =
-      make_pool(up, (mr_caching_pool_options){.cross_stream = MR_CROSS_STREAM_WAIT,
-                                              .growth = MR_GROWTH_EXACT,
-                                              .front_cache_bytes = 1 /* none in effect */});
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.cross_stream = MR_CROSS_STREAM_WAIT,
+                                                               .growth = MR_GROWTH_EXACT,
+                                                               .front_cache_bytes = front_cache});
   mr_stream *a = new_stream(), *b = new_stream();
   unsigned char *host = NULL;
   cr_assert_eq(cudaMallocHost((void **)&host, size), cudaSuccess);
@@ -190,6 +198,9 @@ Test(cuda_pool, wait_policy_orders_b_after_a) {
   cr_assert_eq(cudaFreeHost(host), cudaSuccess);
   release_all(pool, a, b, up);
 }
+
+Test(cuda_pool, wait_policy_orders_b_after_a) { wait_policy_orders_b_after_a(1); }
+Test(cuda_pool, wait_policy_from_a_front_cache) { wait_policy_orders_b_after_a(0); }
 
 Test(cuda_pool, same_stream_reuse) {
   mr_allocator *up = device_upstream();
@@ -559,3 +570,43 @@ Test(cuda_pool, peaks_one_stream_then_two) {
 }
 
 #endif /* MEMRES_HAVE_CUDA */
+
+/* Streams that take turns with one working set over device memory, then over pinned memory (see
+ * pool_turns.h; over host memory: pool_streams/streams_in_turn_share_one_working_set). As there,
+ * the work before a hand-off is done when the next stream starts: while it runs (the host ahead
+ * of the GPU), what was freed on that stream cannot go to another under the events policy, and
+ * the pool holds a copy per stream in flight. */
+static void cuda_handoff(mr_stream *from, mr_stream *to) {
+  mr_event *e = NULL;
+  cr_assert_eq(mr_event_create(&e, from), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(mr_event_record(e, from), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(mr_stream_wait_event(to, e), MR_OK, "%s", mr_last_error());
+  mr_event_destroy(e);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(from)), cudaSuccess);
+}
+
+static void cuda_use(void *p, size_t size, mr_stream *s) {
+  cr_assert_eq(cudaMemsetAsync(p, 0x5A, size, mr_stream_cuda(s)), cudaSuccess);
+}
+
+static void turns_over(mr_allocator *up) {
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *s[TURNS_STREAMS];
+  for (int i = 0; i < TURNS_STREAMS; i++)
+    s[i] = new_stream();
+  turns_share_one_working_set(pool, s, cuda_handoff, cuda_use, 400);
+  for (int i = 0; i < TURNS_STREAMS; i++)
+    cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(s[i])), cudaSuccess);
+  mr_allocator_release(pool);
+  for (int i = 0; i < TURNS_STREAMS; i++)
+    mr_stream_release(s[i]);
+  mr_allocator_release(up);
+}
+
+Test(cuda_pool, streams_in_turn_share_one_working_set) { turns_over(device_upstream()); }
+
+Test(cuda_pool, streams_in_turn_share_one_working_set_pinned) {
+  mr_allocator *up = NULL;
+  cr_assert_eq(mr_pinned_allocator_create(&up, 0, NULL), MR_OK, "%s", mr_last_error());
+  turns_over(up);
+}

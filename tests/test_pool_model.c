@@ -3,7 +3,8 @@
  *
  * Checked after every op: no two live blocks overlap; every live block lies inside a segment the
  * pool holds from upstream (a recording upstream tracks them); alignment; no block freed on a
- * stream whose work is pending reaches another stream (unless WAIT made that stream wait);
+ * stream whose work is pending reaches another stream (unless WAIT made that stream wait on an
+ * event recorded after the free);
  * allocs, frees, live blocks, bytes in use/requested and their peaks, bytes reserved and its
  * peak, upstream allocs/frees agree with the model and the upstream. mr_caching_pool_validate
  * runs after each of the first 2000 ops, then every 1000.
@@ -34,6 +35,7 @@ typedef struct blk {
 
 typedef struct range {
   uintptr_t a, b;
+  unsigned long long seq; /* events recorded on the freeing stream before the free */
 } range;
 
 typedef struct rangeset {
@@ -77,13 +79,13 @@ static int g_trace; /* MEMRES_TEST_TRACE=1: print every op to stderr */
     }                                                                                              \
   } while (0)
 
-static void rs_add(rangeset *s, uintptr_t a, uintptr_t b) {
+static void rs_add(rangeset *s, uintptr_t a, uintptr_t b, unsigned long long seq) {
   if (s->n == s->cap) {
     s->cap = s->cap ? 2 * s->cap : 64;
     s->v = realloc(s->v, s->cap * sizeof *s->v);
     cr_assert_not_null(s->v);
   }
-  s->v[s->n++] = (range){a, b};
+  s->v[s->n++] = (range){a, b, seq};
 }
 
 /* Removes [a, b) from every range of s; returns 1 if anything overlapped. */
@@ -100,17 +102,19 @@ static int rs_subtract(rangeset *s, uintptr_t a, uintptr_t b) {
     s->v[i] = s->v[--n];
     s->n = n;
     if (r.a < a)
-      rs_add(s, r.a, a);
+      rs_add(s, r.a, a, r.seq);
     if (b < r.b)
-      rs_add(s, b, r.b);
+      rs_add(s, b, r.b, r.seq);
     n = s->n;
   }
   return hit;
 }
 
-static int rs_overlaps(const rangeset *s, uintptr_t a, uintptr_t b) {
+/* Whether [a, b) overlaps a range of s that a wait on the freeing stream's event of sequence
+ * number `seq` does not cover (0: no wait, none covered). */
+static int rs_overlaps(const rangeset *s, uintptr_t a, uintptr_t b, unsigned long long seq) {
   for (size_t i = 0; i < s->n; i++)
-    if (s->v[i].a < b && a < s->v[i].b)
+    if (s->v[i].a < b && a < s->v[i].b && (!seq || s->v[i].seq >= seq))
       return 1;
   return 0;
 }
@@ -193,7 +197,6 @@ static void do_alloc(pool_rng *r) {
   size_t size = pick_size(r);
   int si = (int)pool_rng_below(r, NSTREAMS);
   mr_stream *s = stream_at(si);
-  unsigned long waits = si < NMANUAL ? manual_stream_waits(s) : 0;
   void *p = NULL;
   mr_status st = mr_alloc_async(g_pool, size, s, &p);
   if (st == MR_ERR_OUT_OF_MEMORY && g_max_reserve) {
@@ -216,12 +219,16 @@ static void do_alloc(pool_rng *r) {
         g_m.live[k - 1].size);
   CHECK(recorder_contains(g_rec, p, size), "new block %p+%zu outside every upstream segment", p,
         size);
-  /* stream order */
+  /* stream order: memory freed on t while t's work is pending reaches si only if si was made
+   * to wait (WAIT) on an event recorded on t after that free, in this call or an earlier one */
   for (int t = 0; t < NMANUAL; t++) {
-    if (t == si || !rs_overlaps(&g_m.pending[t], a, b))
+    if (t == si)
       continue;
-    int waited = g_policy == MR_CROSS_STREAM_WAIT && si < NMANUAL && manual_stream_waits(s) > waits;
-    CHECK(waited,
+    unsigned long long waited = g_policy == MR_CROSS_STREAM_WAIT && si < NMANUAL
+                                    ? manual_stream_waited_seq(s, g_streams[t])
+                                    : 0;
+    /* a range freed when n events had been recorded is covered by a wait on seq > n */
+    CHECK(!rs_overlaps(&g_m.pending[t], a, b, waited),
           "stream %d got %p+%zu, memory freed on stream %d whose work is pending (policy %d)", si,
           p, size, t, (int)g_policy);
   }
@@ -261,8 +268,11 @@ static void do_free(pool_rng *r) {
   if (g_trace)
     fprintf(stderr, "op %" PRIu64 ": free %#" PRIxPTR " %zu (from %d) on %d\n", g_op, bl.p, bl.size,
             bl.stream, si);
-  if (si < NMANUAL) /* the block's last use is work in flight on that stream */
+  unsigned long long recorded = 0; /* an event recorded by this free on si covers the block */
+  if (si < NMANUAL) {              /* the block's last use is work in flight on that stream */
     manual_stream_submit(g_streams[si]);
+    recorded = manual_stream_recorded(g_streams[si]);
+  }
   mr_status st = mr_free_async(g_pool, (void *)bl.p, bl.size, stream_at(si));
   CHECK(st == MR_OK, "free(%#" PRIxPTR ", %zu) on stream %d: %s", bl.p, bl.size, si,
         mr_status_str(st));
@@ -272,7 +282,7 @@ static void do_free(pool_rng *r) {
   g_m.in_use -= bl.charged;
   g_m.requested -= bl.size;
   if (si < NMANUAL)
-    rs_add(&g_m.pending[si], bl.p, bl.p + bl.size);
+    rs_add(&g_m.pending[si], bl.p, bl.p + bl.size, recorded);
 }
 
 static void run_model(const config *c) {

@@ -2,6 +2,7 @@
  * streams under each policy, reuse once events complete, the wait policy, same-stream reuse,
  * pending blocks). Validation and statistics: test_pool_checks.c; options: test_pool_options.c. */
 #include "pool_fixture.h"
+#include "pool_turns.h"
 
 #include <string.h>
 
@@ -98,10 +99,12 @@ Test(pool_streams, none_never_crosses_streams_small) {
   release_pool(pool);
 }
 
-static void wait_policy(size_t size) {
+/* Under WAIT, B takes A's pending block at once, made to wait on A: from the core's index without
+ * a front cache, from A's front cache (taken before the pool grows) with one. */
+static void wait_policy(size_t size, size_t front_cache) {
   mr_allocator *pool = make_pool((mr_caching_pool_options){.cross_stream = MR_CROSS_STREAM_WAIT,
                                                            .growth = MR_GROWTH_EXACT,
-                                                           .front_cache_bytes = NO_FRONT_CACHE});
+                                                           .front_cache_bytes = front_cache});
   void *p = alloc_ok(pool, size, g_a);
   free_ok(pool, p, size, g_a);
   unsigned long waits = manual_stream_waits(g_b);
@@ -118,8 +121,9 @@ static void wait_policy(size_t size) {
   release_pool(pool);
 }
 
-Test(pool_streams, wait_policy_large) { wait_policy(4 * MiB); }
-Test(pool_streams, wait_policy_small) { wait_policy(4 * KiB); }
+Test(pool_streams, wait_policy_large) { wait_policy(4 * MiB, NO_FRONT_CACHE); }
+Test(pool_streams, wait_policy_small) { wait_policy(4 * KiB, NO_FRONT_CACHE); }
+Test(pool_streams, wait_policy_from_a_front_cache) { wait_policy(64 * KiB, 0); }
 
 /* WAIT never makes the NULL stream (host order) take a pending block. */
 Test(pool_streams, wait_policy_null_stream) {
@@ -188,5 +192,79 @@ Test(pool_streams, many_pending_blocks) {
   for (int i = 0; i < N; i++)
     free_ok(pool, pb[i], sz[i], g_b);
   validate_ok(pool);
+  release_pool(pool);
+}
+
+/* ---- streams that take turns ----------------------------------------------------------------- */
+
+/* The work before the hand-off is done when the next stream starts (its own stays in flight). */
+static void manual_handoff(mr_stream *from, mr_stream *to) {
+  mr_event *e = NULL;
+  cr_assert_eq(mr_event_create(&e, from), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(mr_event_record(e, from), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(mr_stream_wait_event(to, e), MR_OK, "%s", mr_last_error());
+  mr_event_destroy(e);
+  manual_stream_complete(from);
+}
+
+static void host_use(void *p, size_t size, mr_stream *s) {
+  (void)s;
+  memset(p, 0x5A, size);
+}
+
+/* See pool_turns.h; over a GPU: cuda_pool/streams_in_turn_share_one_working_set. */
+Test(pool_streams, streams_in_turn_share_one_working_set) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  mr_stream *s[TURNS_STREAMS] = {g_a, g_b};
+  for (int i = 2; i < TURNS_STREAMS; i++)
+    cr_assert_eq(manual_stream_create(&s[i]), MR_OK);
+  turns_share_one_working_set(pool, s, manual_handoff, host_use, 400);
+  for (int i = 0; i < TURNS_STREAMS; i++)
+    manual_stream_complete(s[i]);
+  release_pool(pool);
+  for (int i = 2; i < TURNS_STREAMS; i++)
+    mr_stream_release(s[i]);
+}
+
+/* Taking back another stream's front cache before growing does not hand its blocks over while
+ * its work is in flight: B grows instead, and gets A's blocks once A's work is done. */
+Test(pool_streams, a_cache_taken_back_waits_for_its_stream) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  enum { N = 8 };
+  const size_t size = 512 * KiB;
+  void *pa[N], *pb[N], *pc[N];
+  for (int i = 0; i < N; i++) {
+    pa[i] = alloc_ok(pool, size, g_a);
+    memset(pa[i], 0xA0 + i, size);
+  }
+  for (int i = 0; i < N; i++)
+    free_ok(pool, pa[i], size, g_a); /* A's work on them is still in flight */
+  const mr_stats before = pool_stats(pool);
+  for (int i = 0; i < N; i++) {
+    pb[i] = alloc_ok(pool, size, g_b);
+    for (int j = 0; j < N; j++)
+      cr_assert_not(ranges_overlap(pa[j], size, pb[i], size), "B got A's pending block %d", j);
+    memset(pb[i], 0xEE, size);
+  }
+  for (int i = 0; i < N; i++)
+    cr_assert(bytes_are(pa[i], 0xA0 + i, size), "A's pending block %d was written", i);
+  cr_expect_gt(pool_stats(pool).bytes_reserved, before.bytes_reserved, "B grew the pool");
+  validate_ok(pool);
+  manual_stream_complete(g_a);
+  const uint64_t reserved = pool_stats(pool).bytes_reserved;
+  for (int i = 0; i < N; i++) { /* A's blocks are B's to take now, before any growth */
+    pc[i] = alloc_ok(pool, size, g_b);
+    int was_a = 0;
+    for (int j = 0; j < N; j++)
+      was_a |= pc[i] == pa[j];
+    cr_expect(was_a, "allocation %d after A completed got %p, not one of A's blocks", i, pc[i]);
+  }
+  cr_expect_eq(pool_stats(pool).bytes_reserved, reserved, "the pool grew with A's blocks free");
+  validate_ok(pool);
+  for (int i = 0; i < N; i++) {
+    free_ok(pool, pb[i], size, g_b);
+    free_ok(pool, pc[i], size, g_b);
+  }
+  manual_stream_complete(g_b);
   release_pool(pool);
 }

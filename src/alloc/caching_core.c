@@ -317,6 +317,97 @@ static void seal_others(mr__pool *p, mr__pstream *ps, size_t rsize) {
       seal(p, o);
 }
 
+/* The bytes o keeps in its front cache, its hot block included. */
+static size_t cached_bytes(mr__pstream *o) {
+  mr__bias_lock(&o->lock);
+  size_t n = o->cache_bytes + (o->hot ? o->hot_size : 0);
+  mr__bias_unlock(&o->lock);
+  return n;
+}
+
+/* Whether ps may take what was freed on o so far: o's work is done (an event recorded on o now
+ * has completed, no wait), or, under the wait policy, ps's stream was made to wait on that
+ * event. */
+static int may_take(mr__pool *p, mr__pstream *ps, mr__pstream *o) {
+  if (!o->stream)
+    return 1;
+  mr_event *e = event_take(p, o->stream);
+  if (!e)
+    return 0;
+  bool done = false;
+  if (mr_event_record(e, o->stream) == MR_OK) {
+    if (mr_event_query(e, &done) != MR_OK)
+      done = false;
+    if (!done && p->opt.cross_stream == MR_CROSS_STREAM_WAIT && ps->stream &&
+        ps->stream->ops == o->stream->ops)
+      done = mr_stream_wait_event(ps->stream, e) == MR_OK;
+  }
+  event_put(p, e);
+  return done;
+}
+
+/* Takes o's whole front cache. If ps may take it (see may_take), the blocks go to ps's front
+ * cache (ps's from now on, as if freed on it) and one that holds rsize bytes comes back, out of
+ * every list; else they go to the core, pending on o, their batch sealed and settled if it can
+ * be. */
+static mr__blk *take_cache(mr__pool *p, mr__pstream *ps, mr__pstream *o, size_t rsize) {
+  mr__bias_lock(&o->lock);
+  mr__hot_file(p, o);
+  mr__blk *list = mr__cache_take_all(o);
+  mr__bias_unlock(&o->lock);
+  if (!list)
+    return NULL;
+  if (!may_take(p, ps, o)) {
+    mr__core_put(p, o, list);
+    seal(p, o);
+    settle_stream(p, o, 0);
+    return NULL;
+  }
+  mr__bias_lock(&ps->lock);
+  int over = 0;
+  while (list) {
+    mr__blk *b = list;
+    list = b->free_next;
+    b->free_next = NULL;
+    b->owner = ps;
+    over |= mr__cache_push(p, ps, b->addr, b->size, b);
+  }
+  mr__blk *b = mr__cache_take_fit(ps, rsize).blk;
+  mr__bias_unlock(&ps->lock);
+  if (over) /* as an eviction would (mr__cache_evict takes the pool mutex: held here) */
+    mr__core_put(p, ps, mr__cache_take_oldest(p, ps));
+  return b;
+}
+
+/* Before the pool grows, the front caches of the other streams this thread drives (their locks
+ * are biased to it, or shared) are taken, the largest first, until one yields a block that fits
+ * (see take_cache) or none is left. A thread that frees on one stream and allocates on another
+ * so reuses the blocks, as RMM's pool does with another stream's free list, where each stream
+ * would otherwise keep its own copy of the working set (4 streams in turn: 7-9 times the bytes
+ * in use, and growing). */
+static mr__blk *reclaim(mr__pool *p, mr__pstream *ps, int kind, size_t rsize) {
+  for (;;) {
+    mr__pstream *donor = NULL;
+    size_t most = 0;
+    for (mr__pstream *o = p->streams; o; o = o->next) {
+      if (o == ps || !mr__bias_cheap(&o->lock))
+        continue;
+      size_t n = cached_bytes(o);
+      if (n > most) {
+        most = n;
+        donor = o;
+      }
+    }
+    if (!donor)
+      return NULL;
+    mr__blk *b = take_cache(p, ps, donor, rsize);
+    if (!b)
+      b = find_fit(p, ps, kind, rsize);
+    if (b)
+      return b;
+  }
+}
+
 /* Everything cached goes back: caches flushed, batches sealed and settled (waiting on their
  * events if `wait`), wholly free segments returned upstream. */
 static void release_cached(mr__pool *p, int wait) {
@@ -352,16 +443,20 @@ mr_status mr__core_alloc(mr__pool *p, mr__pstream *ps, size_t size, size_t rsize
     b = find_fit(p, ps, kind, rsize);
   }
   if (!b && p->opt.cross_stream != MR_CROSS_STREAM_NONE) {
-    /* Every 4th time it would grow, a stream also takes back what other streams keep in their
-       front caches (as pending on them): bounded hoarding, no storm of flushes between busy
-       streams. */
+    /* Every 4th time it would grow, a stream also takes back what other threads' streams keep
+       in their front caches (as pending on them). Rarely: taking another thread's lock costs a
+       membarrier, and 64 of them make that lock shared for good (a locked instruction on every
+       operation of that thread); and a busy thread's cache is its working set: taking it at
+       every miss made two threads on one pool run half as fast as one. */
     if (p->cross_misses++ % 4 == 0)
       for (mr__pstream *o = p->streams; o; o = o->next)
-        if (o != ps)
+        if (o != ps && !mr__bias_cheap(&o->lock))
           mr__core_flush_cache(p, o);
     seal_others(p, ps, rsize);
     settle_all(p, 0);
     b = find_fit(p, ps, kind, rsize);
+    if (!b)
+      b = reclaim(p, ps, kind, rsize);
     if (!b && p->opt.cross_stream == MR_CROSS_STREAM_WAIT && ps->stream)
       b = take_waiting(p, ps, kind, rsize);
   }

@@ -76,6 +76,23 @@ int mr__hot_file(mr__pool *p, mr__pstream *ps) {
   return mr__cache_push(p, ps, ps->hot_addr, ps->hot_size, b);
 }
 
+mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize) {
+  unsigned cls = mr__tlsf_class(rsize);
+  mr__cbin *bn = &ps->bins[cls];
+  for (uint32_t k = bn->n; k-- > 0;) {
+    if (bn->v[k].size < rsize)
+      continue;
+    mr__centry e = bn->v[k];
+    memmove(bn->v + k, bn->v + k + 1, (size_t)(bn->n - k - 1) * sizeof *bn->v);
+    bn->v[bn->n - 1] = e; /* now on top */
+    return mr__cache_pop(ps, cls);
+  }
+  for (unsigned c = cls + 1; c < MR_TLSF_CLASSES; c++) /* every block of a higher class fits */
+    if (ps->bins[c].n)
+      return mr__cache_pop(ps, c);
+  return (mr__centry){0, 0, NULL};
+}
+
 /* Takes the oldest half (rounded up) of every bin out of ps's front cache, onto `list`. */
 static mr__blk *take_oldest_halves(mr__pstream *ps, mr__blk *list) {
   for (unsigned w = 0; w < MR__CACHE_BIN_WORDS; w++) {
@@ -96,6 +113,14 @@ static mr__blk *take_oldest_halves(mr__pstream *ps, mr__blk *list) {
         ps->bin_map[w] &= ~(1ull << (cls % 64));
     }
   }
+  return list;
+}
+
+mr__blk *mr__cache_take_oldest(mr__pool *p, mr__pstream *ps) {
+  mr__bias_lock(&ps->lock);
+  mr__hot_file(p, ps);
+  mr__blk *list = take_oldest_halves(ps, take_spill(ps));
+  mr__bias_unlock(&ps->lock);
   return list;
 }
 

@@ -47,10 +47,18 @@ static inline __attribute__((always_inline)) mr__centry mr__cache_pop(mr__pstrea
   return e;
 }
 
+/* Takes the newest entry of ps's front cache whose block holds rsize bytes, from rsize's class
+ * or the lowest class above it that holds any (under ps->lock); blk NULL if none. For the slow
+ * path: it scans the class, where an allocation looks at its top entry only. */
+mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize);
+
 /* Files ps's hot block in its front cache; 1 if that left the cache over its budget. */
 int mr__hot_file(mr__pool *p, mr__pstream *ps);
 /* Empties ps's front cache into a list of its blocks through free_next (writes their records). */
 mr__blk *mr__cache_take_all(mr__pstream *ps);
+/* Takes the oldest half of each of ps's bins (after filing its hot block), and its spill list,
+ * out of its front cache as a list through free_next (takes ps->lock). */
+mr__blk *mr__cache_take_oldest(mr__pool *p, mr__pstream *ps);
 /* Frees ps's front-cache bins (the pool is being destroyed; the cache is empty). */
 void mr__cache_destroy(mr__pstream *ps);
 /* Sends the oldest half of each of ps's bins (and any spilled blocks) to the core, then its

@@ -54,6 +54,12 @@ static inline void mr__bias_init(mr__bias *b, const void *owner) {
   b->fast = 0;
 }
 
+/* Whether this thread takes b without a membarrier: b is biased to it, or shared. */
+static inline int mr__bias_cheap(const mr__bias *b) {
+  const void *owner = atomic_load_explicit(&b->owner, memory_order_relaxed);
+  return !owner || owner == mr__bias_self();
+}
+
 /* Everything but the owner's uncontended take, out of line (bias.c): the callers' hot paths
  * stay small. */
 void mr__bias_lock_slow(mr__bias *b, const void *owner);

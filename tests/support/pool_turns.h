@@ -1,0 +1,68 @@
+/* A scenario shared by the pool suites over host memory (test_pool_streams.c) and over a GPU
+ * (test_cuda_pool.c): streams that take turns with one working set, as a host thread that drives
+ * several streams does. 32 blocks of 4 KiB-1 MiB are freed on one stream, an event is recorded
+ * there and the next stream waits on it, and the next stream allocates the same sizes again;
+ * round after round over 4 streams.
+ *
+ * Each stream's front cache keeps what the stream freed until its next turn: with every stream
+ * keeping its own copy of the working set, the pool held 7-9 times the bytes in use and kept
+ * growing (the benchmark's `streams` workload). Before it grows, the pool takes back the oldest
+ * half of the front caches of the other streams this thread drives, so the working set moves
+ * from stream to stream. Checked: the peak reserved stays under twice the bytes in use, every
+ * block is handed back, and the pool is consistent. */
+#ifndef MEMRES_TEST_POOL_TURNS_H
+#define MEMRES_TEST_POOL_TURNS_H
+
+#include "pool_util.h"
+
+#include <criterion/criterion.h>
+
+enum { TURNS_STREAMS = 4, TURNS_BLOCKS = 32 };
+
+/* The hand-off between two turns: after the frees on `from`, `to` must not start before them
+ * (an event recorded on from, to waiting on it). */
+typedef void (*turns_handoff)(mr_stream *from, mr_stream *to);
+
+/* What a stream does with a block it was given (writes it, in stream order). */
+typedef void (*turns_use)(void *p, size_t size, mr_stream *s);
+
+/* Runs `rounds` turns on `pool` (new, default front cache, alignment 256) over streams s[0..3],
+ * each block used at each allocation, frees what it allocated, and checks the peak reserved
+ * against the bytes in use. */
+static inline void turns_share_one_working_set(mr_allocator *pool, mr_stream *const *s,
+                                               turns_handoff handoff, turns_use use, int rounds) {
+  pool_rng rng;
+  pool_rng_seed(&rng, pool_test_seed(7));
+  size_t size[TURNS_BLOCKS], requested = 0, in_use = 0;
+  void *p[TURNS_BLOCKS];
+  for (int i = 0; i < TURNS_BLOCKS; i++) {
+    size[i] = 4096 + (size_t)pool_rng_below(&rng, 1024 * 1024 - 4096 + 1);
+    requested += size[i];
+    in_use += (size[i] + 255) & ~(size_t)255;
+    p[i] = alloc_ok(pool, size[i], s[0]);
+  }
+  int cur = 0;
+  for (int r = 0; r < rounds; r++) {
+    const int next = (cur + 1) % TURNS_STREAMS;
+    for (int i = 0; i < TURNS_BLOCKS; i++)
+      free_ok(pool, p[i], size[i], s[cur]);
+    handoff(s[cur], s[next]);
+    for (int i = 0; i < TURNS_BLOCKS; i++) {
+      p[i] = alloc_ok(pool, size[i], s[next]);
+      use(p[i], size[i], s[next]);
+    }
+    cur = next;
+  }
+  const mr_stats st = pool_stats(pool);
+  cr_expect_eq(st.bytes_requested, requested, "the working set is what is asked for");
+  cr_expect_leq(st.peak_reserved, 2 * in_use,
+                "after %d turns over %d streams the pool reserved %llu bytes at its peak for %zu "
+                "in use: the streams kept copies of the working set",
+                rounds, TURNS_STREAMS, (unsigned long long)st.peak_reserved, in_use);
+  validate_ok(pool);
+  for (int i = 0; i < TURNS_BLOCKS; i++)
+    free_ok(pool, p[i], size[i], s[cur]);
+  validate_ok(pool);
+}
+
+#endif
