@@ -20,8 +20,17 @@
 enum { TURNS_STREAMS = 4, TURNS_BLOCKS = 32 };
 
 /* The hand-off between two turns: after the frees on `from`, `to` must not start before them
- * (an event recorded on from, to waiting on it). */
+ * (turns_order), and each suite says when from's work is done. */
 typedef void (*turns_handoff)(mr_stream *from, mr_stream *to);
+
+/* An event recorded on from, to made to wait on it. */
+static inline void turns_order(mr_stream *from, mr_stream *to) {
+  mr_event *e = NULL;
+  cr_assert_eq(mr_event_create(&e, from), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(mr_event_record(e, from), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(mr_stream_wait_event(to, e), MR_OK, "%s", mr_last_error());
+  mr_event_destroy(e);
+}
 
 /* What a stream does with a block it was given (writes it, in stream order). */
 typedef void (*turns_use)(void *p, size_t size, mr_stream *s);
