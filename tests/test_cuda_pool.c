@@ -606,3 +606,20 @@ Test(cuda_pool, streams_in_turn_share_one_working_set_pinned) {
   cr_assert_eq(mr_pinned_allocator_create(&up, 0, NULL), MR_OK, "%s", mr_last_error());
   turns_over(up);
 }
+
+/* A consumer thread frees on its own stream what a producer thread allocated on another (see
+ * pool_turns.h; over host memory: pool_streams/a_consumer_thread_does_not_hoard). */
+static void cuda_consumed(mr_stream *s) {
+  if (cudaStreamSynchronize(mr_stream_cuda(s)) != cudaSuccess)
+    abort();
+}
+
+Test(cuda_pool, a_consumer_thread_does_not_hoard) {
+  const size_t budget = 64 * MiB;
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = budget});
+  mr_stream *a = new_stream(), *b = new_stream();
+  turns_across_threads(pool, budget, a, b, cuda_consumed, 400);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
+  release_all(pool, a, b, up);
+}

@@ -222,6 +222,16 @@ Test(pool_streams, streams_in_turn_share_one_working_set) {
     mr_stream_release(s[i]);
 }
 
+/* See pool_turns.h; over a GPU: cuda_pool/a_consumer_thread_does_not_hoard. */
+Test(pool_streams, a_consumer_thread_does_not_hoard) {
+  const size_t budget = 64 * MiB;
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = budget});
+  turns_across_threads(pool, budget, g_a, g_b, manual_stream_complete, 400);
+  manual_stream_complete(g_a);
+  manual_stream_complete(g_b);
+  release_pool(pool);
+}
+
 /* Taking back another stream's front cache before growing does not hand its blocks over while
  * its work is in flight: B grows instead, and gets A's blocks once A's work is done. */
 Test(pool_streams, a_cache_taken_back_waits_for_its_stream) {
