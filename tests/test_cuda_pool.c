@@ -14,6 +14,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #else
 #include "gpu.h"
 #include "pool_evict.h"
+#include "pool_front_fit.h"
 #include "pool_sizes.h"
 #include "pool_turns.h"
 #include "pool_util.h"
@@ -538,6 +539,17 @@ Test(cuda_pool, an_eviction_keeps_the_newest_half_of_each_size) {
   mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
   mr_stream *a = new_stream();
   evict_keeps_newest_halves(pool, a);
+  finish_one_stream(pool, a, up);
+}
+
+/* An allocation looks below the top of its size class, over device memory (see
+ * pool_front_fit.h; over host memory: pool_stats/an_allocation_looks_below_the_top_of_its_class).
+ */
+Test(cuda_pool, an_allocation_looks_below_the_top_of_its_class) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream();
+  front_fit_looks_below_the_top(pool, a);
   finish_one_stream(pool, a, up);
 }
 

@@ -3,6 +3,7 @@
  * allocators upstream: test_pool_options.c; stream order: test_pool_streams.c. */
 #include "pool_evict.h"
 #include "pool_fixture.h"
+#include "pool_front_fit.h"
 #include "pool_sizes.h"
 
 #include <stdatomic.h>
@@ -394,6 +395,14 @@ Test(pool_stats, the_front_cache_keeps_to_its_budget) {
 Test(pool_stats, an_eviction_keeps_the_newest_half_of_each_size) {
   mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
   evict_keeps_newest_halves(pool, NULL);
+  release_pool(pool);
+}
+
+/* An allocation looks below the top of its size class (see pool_front_fit.h; over a GPU:
+ * cuda_pool/an_allocation_looks_below_the_top_of_its_class). */
+Test(pool_stats, an_allocation_looks_below_the_top_of_its_class) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+  front_fit_looks_below_the_top(pool, g_a);
   release_pool(pool);
 }
 

@@ -183,10 +183,8 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     ps->recent_slot = ps->hot_slot;
     return handed_out(p, ps, ps->hot_addr, hs, size, out);
   }
-  unsigned cls = mr__tlsf_class(rsize);
+  const unsigned cls = mr__cache_class_for(ps, mr__tlsf_class(rsize), rsize);
   const mr__cbin *bn = &ps->bins[cls];
-  if (!bn->n || bn->v[bn->n - 1].size < rsize)
-    bn = &ps->bins[++cls]; /* every block of the next class fits (the top one is always empty) */
   if (MR_UNLIKELY(!bn->n)) {
     mr__bias_unlock(&ps->lock);
     return alloc_slow(p, ps, size, rsize, out);

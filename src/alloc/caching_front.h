@@ -47,9 +47,34 @@ static inline __attribute__((always_inline)) mr__centry mr__cache_pop(mr__pstrea
   return e;
 }
 
+/* The class whose top entry an allocation of rsize bytes (class cls) takes, under ps->lock: cls
+ * when one of its 4 newest entries fits (that one swapped to the top), else cls + 1 (every block
+ * of a higher class fits; the top class's bin is always empty). A class spans 1/16 of a power of
+ * two, so its top entry is smaller than the request about half the time: looking at the top
+ * alone sent 7.5% of random's allocations to the core at 1e3 live blocks and 12% at 1e5, against
+ * 3.7% and 9% looking at four (1.5 million steps, sizes up to 1 MiB, CPU machine). */
+static inline __attribute__((always_inline)) unsigned
+mr__cache_class_for(mr__pstream *ps, unsigned cls, size_t rsize) {
+  mr__cbin *bn = &ps->bins[cls];
+  if (!bn->n)
+    return cls + 1;
+  uint32_t k = bn->n; /* entries k - 1, k - 2, ...: the newest first */
+  const uint32_t lo = k > 4 ? k - 4 : 0;
+  while (k > lo && bn->v[k - 1].size < rsize)
+    k--;
+  if (k == lo)
+    return cls + 1;
+  if (k != bn->n) {
+    const mr__centry t = bn->v[k - 1];
+    bn->v[k - 1] = bn->v[bn->n - 1];
+    bn->v[bn->n - 1] = t;
+  }
+  return cls;
+}
+
 /* Takes the newest entry of ps's front cache whose block holds rsize bytes, from rsize's class
  * or the lowest class above it that holds any (under ps->lock); blk NULL if none. For the slow
- * path: it scans the class, where an allocation looks at its top entry only. */
+ * path: it scans the class, where an allocation looks at its 4 newest entries. */
 mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize);
 
 /* Files ps's hot block in its front cache; 1 if that left the cache over its budget. */
