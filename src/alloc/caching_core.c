@@ -83,24 +83,27 @@ static mr__batch *open_batch(mr__pool *p, mr__pstream *ps) {
   return ps->open;
 }
 
-/* Records the event that closes ps's open batch. On failure the batch stays open (its blocks
- * stay the stream's own) and the status is returned. */
-static mr_status seal(mr__pool *p, mr__pstream *ps) {
+/* Closes ps's open batch with event e, recorded on ps's stream after every free in the batch
+ * (the batch then owns it), or with one recorded now when e is NULL. On failure the batch stays
+ * open (its blocks stay the stream's own) and the status is returned. */
+static mr_status seal_with(mr__pool *p, mr__pstream *ps, mr_event *e) {
   mr__batch *bt = ps->open;
-  if (!bt || !ps->stream)
-    return MR_OK;
-  if (!bt->count) {
-    free(bt);
-    ps->open = NULL;
+  if (!bt || !ps->stream || !bt->count) {
+    event_put(p, e);
+    if (bt && ps->stream) {
+      free(bt);
+      ps->open = NULL;
+    }
     return MR_OK;
   }
-  mr_event *e = event_take(p, ps->stream);
-  if (!e)
-    return mr_last_status();
-  mr_status st = mr_event_record(e, ps->stream);
-  if (st != MR_OK) {
-    event_put(p, e);
-    return st;
+  if (!e) {
+    if (!(e = event_take(p, ps->stream)))
+      return mr_last_status();
+    mr_status st = mr_event_record(e, ps->stream);
+    if (st != MR_OK) {
+      event_put(p, e);
+      return st;
+    }
   }
   bt->event = e;
   ps->open = NULL;
@@ -111,6 +114,9 @@ static mr_status seal(mr__pool *p, mr__pstream *ps) {
   ps->sealed_tail = bt;
   return MR_OK;
 }
+
+/* Records the event that closes ps's open batch (see seal_with). */
+static mr_status seal(mr__pool *p, mr__pstream *ps) { return seal_with(p, ps, NULL); }
 
 /* ---- indexes --------------------------------------------------------------------------------- */
 
@@ -327,29 +333,35 @@ static size_t cached_bytes(mr__pstream *o) {
 
 /* Whether ps may take what was freed on o so far: o's work is done (an event recorded on o now
  * has completed, no wait), or, under the wait policy, ps's stream was made to wait on that
- * event. */
-static int may_take(mr__pool *p, mr__pstream *ps, mr__pstream *o) {
+ * event. When not, *recorded is that event if it was recorded (the caller's), else NULL. */
+static int may_take(mr__pool *p, mr__pstream *ps, mr__pstream *o, mr_event **recorded) {
+  *recorded = NULL;
   if (!o->stream)
     return 1;
   mr_event *e = event_take(p, o->stream);
   if (!e)
     return 0;
-  bool done = false;
-  if (mr_event_record(e, o->stream) == MR_OK) {
-    if (mr_event_query(e, &done) != MR_OK)
-      done = false;
-    if (!done && p->opt.cross_stream == MR_CROSS_STREAM_WAIT && ps->stream &&
-        ps->stream->ops == o->stream->ops)
-      done = mr_stream_wait_event(ps->stream, e) == MR_OK;
+  if (mr_event_record(e, o->stream) != MR_OK) {
+    event_put(p, e);
+    return 0;
   }
-  event_put(p, e);
+  bool done = false;
+  if (mr_event_query(e, &done) != MR_OK)
+    done = false;
+  if (!done && p->opt.cross_stream == MR_CROSS_STREAM_WAIT && ps->stream &&
+      ps->stream->ops == o->stream->ops)
+    done = mr_stream_wait_event(ps->stream, e) == MR_OK;
+  if (done)
+    event_put(p, e);
+  else
+    *recorded = e;
   return done;
 }
 
 /* Takes o's whole front cache. If ps may take it (see may_take), the blocks go to ps's front
  * cache (ps's from now on, as if freed on it) and one that holds rsize bytes comes back, out of
- * every list; else they go to the core, pending on o, their batch sealed and settled if it can
- * be. */
+ * every list; else they go to the core, pending on o, their batch sealed with may_take's event
+ * and settled if it can be. */
 static mr__blk *take_cache(mr__pool *p, mr__pstream *ps, mr__pstream *o, size_t rsize) {
   mr__bias_lock(&o->lock);
   mr__hot_file(p, o);
@@ -357,9 +369,10 @@ static mr__blk *take_cache(mr__pool *p, mr__pstream *ps, mr__pstream *o, size_t 
   mr__bias_unlock(&o->lock);
   if (!list)
     return NULL;
-  if (!may_take(p, ps, o)) {
+  mr_event *recorded;
+  if (!may_take(p, ps, o, &recorded)) {
     mr__core_put(p, o, list);
-    seal(p, o);
+    seal_with(p, o, recorded);
     settle_stream(p, o, 0);
     return NULL;
   }
