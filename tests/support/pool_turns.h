@@ -36,6 +36,22 @@ static inline void turns_order(mr_stream *from, mr_stream *to) {
   mr_event_destroy(e);
 }
 
+/* The working set's sizes (seeded: MEMRES_TEST_SEED, else 7), 4 KiB to 1 MiB; returns the bytes
+ * they take in blocks of the pool's alignment (256), and their sum in *requested if not NULL. */
+static inline size_t turns_sizes(size_t *size, size_t *requested) {
+  pool_rng rng;
+  pool_rng_seed(&rng, pool_test_seed(7));
+  size_t in_use = 0, asked = 0;
+  for (int i = 0; i < TURNS_BLOCKS; i++) {
+    size[i] = 4096 + (size_t)pool_rng_below(&rng, 1024 * 1024 - 4096 + 1);
+    asked += size[i];
+    in_use += (size[i] + 255) & ~(size_t)255;
+  }
+  if (requested)
+    *requested = asked;
+  return in_use;
+}
+
 /* What a stream does with a block it was given (writes it, in stream order). */
 typedef void (*turns_use)(void *p, size_t size, mr_stream *s);
 
@@ -44,16 +60,11 @@ typedef void (*turns_use)(void *p, size_t size, mr_stream *s);
  * against the bytes in use. */
 static inline void turns_share_one_working_set(mr_allocator *pool, mr_stream *const *s,
                                                turns_handoff handoff, turns_use use, int rounds) {
-  pool_rng rng;
-  pool_rng_seed(&rng, pool_test_seed(7));
-  size_t size[TURNS_BLOCKS], requested = 0, in_use = 0;
+  size_t size[TURNS_BLOCKS], requested;
+  const size_t in_use = turns_sizes(size, &requested);
   void *p[TURNS_BLOCKS];
-  for (int i = 0; i < TURNS_BLOCKS; i++) {
-    size[i] = 4096 + (size_t)pool_rng_below(&rng, 1024 * 1024 - 4096 + 1);
-    requested += size[i];
-    in_use += (size[i] + 255) & ~(size_t)255;
+  for (int i = 0; i < TURNS_BLOCKS; i++)
     p[i] = alloc_ok(pool, size[i], s[0]);
-  }
   int cur = 0;
   for (int r = 0; r < rounds; r++) {
     const int next = (cur + 1) % TURNS_STREAMS;
@@ -119,13 +130,7 @@ static inline void turns_across_threads(mr_allocator *pool, size_t budget, mr_st
                                         mr_stream *consumer, void (*consumed)(mr_stream *s),
                                         int rounds) {
   turns_pc pc = {.pool = pool, .consumer = consumer, .consumed = consumed, .rounds = rounds};
-  pool_rng rng;
-  pool_rng_seed(&rng, pool_test_seed(7));
-  size_t in_use = 0;
-  for (int i = 0; i < TURNS_BLOCKS; i++) {
-    pc.size[i] = 4096 + (size_t)pool_rng_below(&rng, 1024 * 1024 - 4096 + 1);
-    in_use += (pc.size[i] + 255) & ~(size_t)255;
-  }
+  const size_t in_use = turns_sizes(pc.size, NULL);
   pthread_t t;
   cr_assert_eq(pthread_create(&t, NULL, turns_consume, &pc), 0);
   for (int r = 0; r < rounds; r++) {
