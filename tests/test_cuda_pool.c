@@ -16,6 +16,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include "pool_evict.h"
 #include "pool_front_fit.h"
 #include "pool_sizes.h"
+#include "pool_take_larger.h"
 #include "pool_turns.h"
 #include "pool_util.h"
 
@@ -551,6 +552,25 @@ Test(cuda_pool, an_allocation_looks_below_the_top_of_its_class) {
   mr_stream *a = new_stream();
   front_fit_looks_below_the_top(pool, a);
   finish_one_stream(pool, a, up);
+}
+
+static void cuda_done(mr_stream *s) {
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(s)), cudaSuccess);
+}
+
+/* Another stream's front cache, taken back before growing, serves a request of a lower size class
+ * with a larger block, over device memory (see pool_take_larger.h; over host memory:
+ * pool_streams/a_taken_cache_serves_a_smaller_request). */
+Test(cuda_pool, a_taken_cache_serves_a_smaller_request) {
+  const size_t smaller[] = {300 * KiB, 20 * KiB};
+  for (int i = 0; i < 2; i++) {
+    mr_allocator *up = device_upstream();
+    mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+    mr_stream *a = new_stream(), *b = new_stream();
+    taken_cache_serves_a_smaller_request(pool, a, b, smaller[i], cuda_done);
+    cuda_done(b);
+    release_all(pool, a, b, up);
+  }
 }
 
 /* Pool-wide peaks with the default statistics slack over device memory (test_pool_peaks covers

@@ -2,6 +2,7 @@
  * streams under each policy, reuse once events complete, the wait policy, same-stream reuse,
  * pending blocks). Validation and statistics: test_pool_checks.c; options: test_pool_options.c. */
 #include "pool_fixture.h"
+#include "pool_take_larger.h"
 #include "pool_turns.h"
 
 #include <string.h>
@@ -230,6 +231,17 @@ Test(pool_streams, a_consumer_thread_does_not_hoard) {
   manual_stream_complete(g_a);
   manual_stream_complete(g_b);
   release_pool(pool);
+}
+
+/* See pool_take_larger.h; over a GPU: cuda_pool/a_taken_cache_serves_a_smaller_request. */
+Test(pool_streams, a_taken_cache_serves_a_smaller_request) {
+  const size_t smaller[] = {300 * KiB, 20 * KiB};
+  for (int i = 0; i < 2; i++) {
+    mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+    taken_cache_serves_a_smaller_request(pool, g_a, g_b, smaller[i], manual_stream_complete);
+    manual_stream_complete(g_b);
+    release_pool(pool);
+  }
 }
 
 /* Taking back another stream's front cache before growing does not hand its blocks over while

@@ -87,9 +87,12 @@ mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize) {
     bn->v[bn->n - 1] = e; /* now on top */
     return mr__cache_pop(ps, cls);
   }
-  for (unsigned c = cls + 1; c < MR_TLSF_CLASSES; c++) /* every block of a higher class fits */
-    if (ps->bins[c].n)
-      return mr__cache_pop(ps, c);
+  /* every block of a higher class fits: the lowest non-empty one, by the bin map */
+  for (unsigned c = cls + 1, w = c / 64; w < MR__CACHE_BIN_WORDS; w++, c = w * 64) {
+    const uint64_t bits = ps->bin_map[w] & (~0ull << (c % 64));
+    if (bits)
+      return mr__cache_pop(ps, w * 64 + (unsigned)__builtin_ctzll(bits));
+  }
   return (mr__centry){0, 0, NULL};
 }
 
