@@ -16,6 +16,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include "pool_evict.h"
 #include "pool_front_fit.h"
 #include "pool_sizes.h"
+#include "pool_small_cache.h"
 #include "pool_take_larger.h"
 #include "pool_turns.h"
 #include "pool_util.h"
@@ -568,6 +569,22 @@ Test(cuda_pool, a_taken_cache_serves_a_smaller_request) {
     mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
     mr_stream *a = new_stream(), *b = new_stream();
     taken_cache_serves_a_smaller_request(pool, a, b, smaller[i], cuda_done);
+    cuda_done(b);
+    release_all(pool, a, b, up);
+  }
+}
+
+/* A stream's small front cache is kept, and the pool grows, while another stream allocates, over
+ * device memory (see pool_small_cache.h; over host memory:
+ * pool_streams/a_small_cache_is_kept_while_others_allocate). */
+Test(cuda_pool, a_small_cache_is_kept_while_others_allocate) {
+  const struct { int with_b, freed; } runs[] = {{1, 2}, {1, 8}, {0, 2}};
+  for (int i = 0; i < 3; i++) {
+    mr_allocator *up = device_upstream();
+    mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+    mr_stream *a = new_stream(), *b = new_stream();
+    small_cache_kept_when_others_allocate(pool, a, runs[i].with_b ? b : NULL, runs[i].freed);
+    cuda_done(a);
     cuda_done(b);
     release_all(pool, a, b, up);
   }

@@ -2,6 +2,7 @@
  * streams under each policy, reuse once events complete, the wait policy, same-stream reuse,
  * pending blocks). Validation and statistics: test_pool_checks.c; options: test_pool_options.c. */
 #include "pool_fixture.h"
+#include "pool_small_cache.h"
 #include "pool_take_larger.h"
 #include "pool_turns.h"
 
@@ -231,6 +232,18 @@ Test(pool_streams, a_consumer_thread_does_not_hoard) {
   manual_stream_complete(g_a);
   manual_stream_complete(g_b);
   release_pool(pool);
+}
+
+/* See pool_small_cache.h; over a GPU: cuda_pool/a_small_cache_is_kept_while_others_allocate. */
+Test(pool_streams, a_small_cache_is_kept_while_others_allocate) {
+  const struct { int with_b, freed; } runs[] = {{1, 2}, {1, 8}, {0, 2}};
+  for (int i = 0; i < 3; i++) {
+    mr_allocator *pool = make_pool((mr_caching_pool_options){0});
+    small_cache_kept_when_others_allocate(pool, g_a, runs[i].with_b ? g_b : NULL, runs[i].freed);
+    manual_stream_complete(g_a);
+    manual_stream_complete(g_b);
+    release_pool(pool);
+  }
 }
 
 /* See pool_take_larger.h; over a GPU: cuda_pool/a_taken_cache_serves_a_smaller_request. */
