@@ -387,8 +387,8 @@ static mr__blk *take_cache(mr__pool *p, mr__pstream *ps, mr__pstream *o, size_t 
   }
   mr__blk *b = mr__cache_take_fit(ps, rsize).blk;
   mr__bias_unlock(&ps->lock);
-  if (over) /* as an eviction would (mr__cache_evict takes the pool mutex: held here) */
-    mr__core_put(p, ps, mr__cache_take_oldest(p, ps));
+  if (over) /* an eviction (mr__cache_evict would take the pool mutex: held here) */
+    mr__core_put(p, ps, mr__cache_take_evicted(p, ps));
   return b;
 }
 

@@ -119,21 +119,13 @@ static mr__blk *take_oldest_halves(mr__pstream *ps, mr__blk *list) {
   return list;
 }
 
-mr__blk *mr__cache_take_oldest(mr__pool *p, mr__pstream *ps) {
-  mr__bias_lock(&ps->lock);
-  mr__hot_file(p, ps);
-  mr__blk *list = take_oldest_halves(ps, take_spill(ps));
-  mr__bias_unlock(&ps->lock);
-  return list;
-}
-
 /* The oldest half of every bin goes, so that what stays keeps the mix of sizes the stream frees
  * and allocates: taking the largest blocks first emptied the top classes, whose next allocations
  * then missed the cache and went to the core, whose blocks in turn came back to be evicted (random
  * at 1e5 live, 1 MiB: 82,000 core allocations and as many evicted blocks in 1.5 million
  * operations, against 57,000 this way). Then, if the cache is still over half its budget, its
  * largest blocks. */
-__attribute__((noinline)) void mr__cache_evict(mr__pool *p, mr__pstream *ps) {
+mr__blk *mr__cache_take_evicted(mr__pool *p, mr__pstream *ps) {
   size_t target = p->cache_cap / 2;
   mr__bias_lock(&ps->lock);
   mr__blk *list = take_oldest_halves(ps, take_spill(ps));
@@ -146,6 +138,11 @@ __attribute__((noinline)) void mr__cache_evict(mr__pool *p, mr__pstream *ps) {
     }
   }
   mr__bias_unlock(&ps->lock);
+  return list;
+}
+
+__attribute__((noinline)) void mr__cache_evict(mr__pool *p, mr__pstream *ps) {
+  mr__blk *list = mr__cache_take_evicted(p, ps);
   if (!list)
     return;
   pthread_mutex_lock(&p->mu);

@@ -81,14 +81,13 @@ mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize);
 int mr__hot_file(mr__pool *p, mr__pstream *ps);
 /* Empties ps's front cache into a list of its blocks through free_next (writes their records). */
 mr__blk *mr__cache_take_all(mr__pstream *ps);
-/* Takes the oldest half of each of ps's bins (after filing its hot block), and its spill list,
- * out of its front cache as a list through free_next (takes ps->lock). */
-mr__blk *mr__cache_take_oldest(mr__pool *p, mr__pstream *ps);
 /* Frees ps's front-cache bins (the pool is being destroyed; the cache is empty). */
 void mr__cache_destroy(mr__pstream *ps);
-/* Sends the oldest half of each of ps's bins (and any spilled blocks) to the core, then its
- * largest cached blocks while its cache is over half its budget (takes ps->lock, then the pool
- * mutex). */
+/* What an eviction takes out of ps's front cache, as a list through free_next (takes ps->lock):
+ * the oldest half of each of its bins and any spilled blocks, then its largest cached blocks
+ * while the cache is over half its budget. */
+mr__blk *mr__cache_take_evicted(mr__pool *p, mr__pstream *ps);
+/* Sends what mr__cache_take_evicted takes to the core (takes ps->lock, then the pool mutex). */
 void mr__cache_evict(mr__pool *p, mr__pstream *ps);
 
 #endif
