@@ -18,6 +18,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include "pool_sizes.h"
 #include "pool_small_cache.h"
 #include "pool_take_larger.h"
+#include "pool_take_over.h"
 #include "pool_turns.h"
 #include "pool_util.h"
 
@@ -572,6 +573,19 @@ Test(cuda_pool, a_taken_cache_serves_a_smaller_request) {
     cuda_done(b);
     release_all(pool, a, b, up);
   }
+}
+
+/* A stream that takes another's front cache past its own budget is evicted to half of it and
+ * keeps its hot block, over device memory (see pool_take_over.h; over host memory:
+ * pool_streams/a_taken_cache_over_budget_is_evicted). */
+Test(cuda_pool, a_taken_cache_over_budget_is_evicted) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = MiB});
+  mr_stream *a = new_stream(), *b = new_stream();
+  taken_cache_over_budget_is_evicted(pool, a, b, cuda_done);
+  cuda_done(a);
+  cuda_done(b);
+  release_all(pool, a, b, up);
 }
 
 /* A stream's small front cache is kept, and the pool grows, while another stream allocates, over

@@ -4,6 +4,7 @@
 #include "pool_fixture.h"
 #include "pool_small_cache.h"
 #include "pool_take_larger.h"
+#include "pool_take_over.h"
 #include "pool_turns.h"
 
 #include <string.h>
@@ -255,6 +256,14 @@ Test(pool_streams, a_taken_cache_serves_a_smaller_request) {
     manual_stream_complete(g_b);
     release_pool(pool);
   }
+}
+
+/* See pool_take_over.h; over a GPU: cuda_pool/a_taken_cache_over_budget_is_evicted. */
+Test(pool_streams, a_taken_cache_over_budget_is_evicted) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.front_cache_bytes = MiB});
+  taken_cache_over_budget_is_evicted(pool, g_a, g_b, manual_stream_complete);
+  manual_stream_complete(g_b);
+  release_pool(pool);
 }
 
 /* Taking back another stream's front cache before growing does not hand its blocks over while
