@@ -17,6 +17,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include "pool_front_fit.h"
 #include "pool_sizes.h"
 #include "pool_small_cache.h"
+#include "pool_small_growth.h"
 #include "pool_take_larger.h"
 #include "pool_take_over.h"
 #include "pool_turns.h"
@@ -407,6 +408,50 @@ Test(cuda_pool, fixed_growth_segment_sizes) {
   free_ok(pool, small, 3 * MiB, a);
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   release_all(pool, a, NULL, up);
+}
+
+/* Small segments grow with the pool, over device memory (see pool_small_growth.h; over host
+ * memory: pool_growth/small_segments_*): 10 GiB reserved in 2 to 32 MiB segments, a block of a
+ * 32 MiB segment written and read back; 2 MiB segments throughout under EXACT; 2 MiB when
+ * 4 MiB would pass the maximum reserve, or when the device allocator fails the 4 MiB one. */
+static void touch_device(void *p, size_t n, mr_stream *s) {
+  cr_expect_eq(cudaMemsetAsync(p, 0x3C, n, mr_stream_cuda(s)), cudaSuccess);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(s)), cudaSuccess);
+  cr_expect(device_bytes_are(p, 0x3C, n), "a block of a 32 MiB segment holds what was written");
+}
+
+Test(cuda_pool, small_segments_grow_with_the_pool) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream();
+  small_segments_grow_with_the_pool(pool, a, touch_device);
+  finish_one_stream(pool, a, up);
+}
+
+Test(cuda_pool, small_segments_stay_under_exact) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT});
+  mr_stream *a = new_stream();
+  small_segments_stay_under_exact(pool, a);
+  finish_one_stream(pool, a, up);
+}
+
+Test(cuda_pool, small_segments_fit_the_maximum_reserve) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.maximum_reserve = 514 * MiB});
+  mr_stream *a = new_stream();
+  small_segments_fit_the_maximum_reserve(pool, a);
+  finish_one_stream(pool, a, up);
+}
+
+Test(cuda_pool, small_segments_fall_back_when_upstream_fails) {
+  mr_allocator *up = device_upstream(), *fault = NULL;
+  cr_assert_eq(mr_fault_allocator_create(&fault, up, NULL), MR_OK, "%s", mr_last_error());
+  mr_allocator *pool = make_pool(fault, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream();
+  small_segments_fall_back_when_upstream_fails(pool, fault, a);
+  mr_allocator_release(fault); /* the pool keeps its own reference */
+  finish_one_stream(pool, a, up);
 }
 
 /* The other kind's room before growing, over device memory (test_pool_options covers it over host

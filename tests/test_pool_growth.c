@@ -1,11 +1,15 @@
 /* How the caching pool grows: the size of each segment it takes from upstream under each growth
- * policy, over host memory (a recording upstream says what was asked). test_cuda_pool checks the
- * default policy over device memory. */
+ * policy, over host memory (a recording upstream says what was asked), and how small segments
+ * grow with the pool (pool_small_growth.h, over address space alone). test_cuda_pool checks the
+ * default policy and the small segments' growth over device memory. */
+#include "manual_stream.h"
+#include "pool_small_growth.h"
 #include "pool_util.h"
 
 #include <criterion/criterion.h>
 
 #include <inttypes.h>
+#include <sys/mman.h>
 
 #define MiB ((size_t)1024 * 1024)
 
@@ -87,4 +91,97 @@ Test(pool_growth, double_doubles_the_last_segment) {
   mr_free_async(f.pool, p[1], 21 * MiB, NULL);
   mr_free_async(f.pool, p[2], 41 * MiB, NULL);
   close_pool(&f);
+}
+
+/* ---- small segments grow with the pool (pool_small_growth.h) --------------------------------- */
+
+/* An upstream of address space alone: a PROT_NONE mapping handed out in order, never touched (the
+ * pool over host memory never touches its blocks), so that a pool can reserve GiBs here. */
+typedef struct vspace {
+  char *base;
+  size_t cap, used;
+  uint64_t live;
+} vspace;
+
+static mr_status vs_alloc(mr_allocator *self, size_t size, mr_stream *s, void **out) {
+  (void)s;
+  vspace *v = mr_allocator_state(self);
+  size = (size + 4095) & ~(size_t)4095;
+  if (size > v->cap - v->used)
+    return mr_report_error(MR_ERR_OUT_OF_MEMORY, "vspace: %zu bytes left", v->cap - v->used);
+  *out = v->base + v->used;
+  v->used += size;
+  v->live += size;
+  return MR_OK;
+}
+
+static mr_status vs_free(mr_allocator *self, void *p, size_t size, mr_stream *s) {
+  (void)p;
+  (void)s;
+  vspace *v = mr_allocator_state(self);
+  v->live -= (size + 4095) & ~(size_t)4095;
+  return MR_OK;
+}
+
+typedef struct sg_fixture {
+  vspace space;
+  mr_allocator *up, *fault, *pool;
+  mr_stream *s;
+} sg_fixture;
+
+static void sg_open(sg_fixture *f, mr_caching_pool_options o, int with_fault) {
+  static const mr_allocator_ops ops = {
+      .version = MR_ALLOCATOR_OPS_VERSION, .alloc = vs_alloc, .free = vs_free};
+  memset(f, 0, sizeof *f);
+  f->space.cap = 11 * SG_GIB;
+  f->space.base =
+      mmap(NULL, f->space.cap, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  cr_assert_neq(f->space.base, MAP_FAILED, "no 11 GiB of address space");
+  cr_assert_eq(mr_allocator_create(&f->up, &ops, &f->space, mr_device_host(), "vspace", NULL),
+               MR_OK);
+  mr_allocator *below = f->up;
+  if (with_fault) {
+    cr_assert_eq(mr_fault_allocator_create(&f->fault, f->up, NULL), MR_OK, "%s", mr_last_error());
+    below = f->fault;
+  }
+  cr_assert_eq(mr_caching_pool_create(&f->pool, below, &o), MR_OK, "%s", mr_last_error());
+  cr_assert_eq(manual_stream_create(&f->s), MR_OK);
+}
+
+static void sg_close(sg_fixture *f) {
+  manual_stream_complete(f->s);
+  mr_allocator_release(f->pool);
+  mr_allocator_release(f->fault);
+  mr_allocator_release(f->up);
+  mr_stream_release(f->s);
+  cr_expect_eq(f->space.live, 0, "segments left upstream");
+  munmap(f->space.base, f->space.cap);
+}
+
+Test(pool_growth, small_segments_grow_with_the_pool) {
+  sg_fixture f;
+  sg_open(&f, (mr_caching_pool_options){0}, 0);
+  small_segments_grow_with_the_pool(f.pool, f.s, NULL);
+  sg_close(&f);
+}
+
+Test(pool_growth, small_segments_stay_under_exact) {
+  sg_fixture f;
+  sg_open(&f, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT}, 0);
+  small_segments_stay_under_exact(f.pool, f.s);
+  sg_close(&f);
+}
+
+Test(pool_growth, small_segments_fit_the_maximum_reserve) {
+  sg_fixture f;
+  sg_open(&f, (mr_caching_pool_options){.maximum_reserve = 514 * SG_MIB}, 0);
+  small_segments_fit_the_maximum_reserve(f.pool, f.s);
+  sg_close(&f);
+}
+
+Test(pool_growth, small_segments_fall_back_when_upstream_fails) {
+  sg_fixture f;
+  sg_open(&f, (mr_caching_pool_options){0}, 1);
+  small_segments_fall_back_when_upstream_fails(f.pool, f.fault, f.s);
+  sg_close(&f);
 }

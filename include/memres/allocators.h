@@ -73,7 +73,10 @@ typedef struct mr_caching_pool_options {
   size_t release_threshold; /* after a free, cached free segments above this are released
                                (0: keep everything until trim) */
   size_t small_limit;       /* requests <= this come from small segments (0: 1 MiB) */
-  size_t small_segment;     /* size of a small segment (0: 2 MiB) */
+  size_t small_segment;     /* size of a small segment (0: 2 MiB); under FIXED and DOUBLE it
+                               doubles while at most 1/128 of the bytes reserved, up to 32 MiB
+                               (or small_segment if larger); smaller again if upstream or
+                               maximum_reserve cannot give it */
   size_t large_segment_min; /* smallest large segment taken from upstream (0: 20 MiB) */
   size_t alignment;         /* block alignment, power of two (0: 256) */
   mr_cross_stream_policy cross_stream;

@@ -444,9 +444,14 @@ static void release_cached(mr__pool *p, int wait) {
 }
 
 static mr__blk *try_grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, mr_status *st) {
-  mr__blk *b = mr__grow(p, ps, kind, rsize, mr__segment_size(p, kind, rsize), st);
-  if (!b && kind == MR__LARGE && *st == MR_ERR_OUT_OF_MEMORY) /* a smaller segment may still fit */
-    b = mr__grow(p, ps, kind, rsize, mr__align_up(rsize, 2 * MR__MIB), st);
+  const size_t seg = mr__segment_size(p, kind, rsize);
+  mr__blk *b = mr__grow(p, ps, kind, rsize, seg, st);
+  if (!b && *st == MR_ERR_OUT_OF_MEMORY) { /* a smaller segment may still fit */
+    const size_t least =
+        kind == MR__SMALL ? p->opt.small_segment : mr__align_up(rsize, 2 * MR__MIB);
+    if (least && least < seg)
+      b = mr__grow(p, ps, kind, rsize, least, st);
+  }
   return b;
 }
 

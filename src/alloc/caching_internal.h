@@ -457,6 +457,9 @@ int mr__segment_is_free(const mr__seg *s);
 size_t mr__release_free_segments(mr__pool *p, size_t keep);
 /* The release threshold: free settled segments beyond it go back upstream. */
 void mr__apply_threshold(mr__pool *p);
+/* The largest a small segment grows to by itself (see mr__small_segment_size). */
+#define MR__SMALL_SEGMENT_MAX (32 * MR__MIB)
+size_t mr__small_segment_size(const mr__pool *p);
 size_t mr__segment_size(mr__pool *p, int kind, size_t rsize);
 /* A new segment holding at least rsize, as one block out of every index; NULL with *st. Drops
  * the mutex around the upstream call. */

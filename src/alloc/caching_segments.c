@@ -105,9 +105,25 @@ void mr__apply_threshold(mr__pool *p) {
   }
 }
 
+/* A small segment is opt.small_segment while the pool is small. Under the FIXED and DOUBLE
+ * policies it doubles while it stays at most 1/128 of what the pool reserves, up to 32 MiB (or
+ * small_segment, if larger): the newest segment's unused tail is then at most 0.8% of the
+ * reserve, while a pool of GiBs asks upstream 16 times less often. An upstream call that grows
+ * CUDA's default mempool cost 50-70 us on an H100: random at 1e5 live blocks (25 GiB) grew by
+ * 2 MiB segments 44-86 times in some repetitions of 10 ms, which took 62-85 ns an operation
+ * against 50-56 without growth. */
+size_t mr__small_segment_size(const mr__pool *p) {
+  size_t seg = p->opt.small_segment;
+  if (p->opt.growth == MR_GROWTH_EXACT)
+    return seg;
+  while (seg <= MR__SMALL_SEGMENT_MAX / 2 && seg <= p->reserved / 256)
+    seg *= 2;
+  return seg;
+}
+
 size_t mr__segment_size(mr__pool *p, int kind, size_t rsize) {
   if (kind == MR__SMALL)
-    return p->opt.small_segment;
+    return mr__small_segment_size(p);
   size_t need = mr__align_up(rsize, 2 * MR__MIB);
   if (!need)
     return 0;
