@@ -336,11 +336,15 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   mr__bias_lock(&ps->lock);
   int over = 0; /* filing the last hot block left the cache over its budget */
   size_t i;
+  /* With many blocks live the slot's line is likely out of cache (at 1e5, half of pool_free's
+     time waited on it): start loading both lines of its home group at once, where waiting for
+     the control bytes to tell which would cost a load more, and file the hot block meanwhile.
+     Random at 1e5 on the host harness: 59.0 -> 56.9 ns (1e3: 45.8 -> 46.3, within the spread). */
+  const uint64_t h = mr__livemap_hash((uintptr_t)ptr);
+  if (MR_LIKELY(ps->lives.slots))
+    mr__livemap_prefetch_home(&ps->lives, h);
   if (ps->hot) { /* before the probe: a second free of the hot block must not find its slot (it
                   * then finds the block in the cache: free_slow reports a double free) */
-    /* the slot's line is likely out of cache: start loading it while the hot block is filed */
-    const uint64_t h = mr__livemap_hash((uintptr_t)ptr);
-    mr__livemap_prefetch(&ps->lives, h);
     over = mr__hot_file(p, ps);
     i = is_recent(ps, ptr) ? ps->recent_slot : mr__livemap_find_h(&ps->lives, (uintptr_t)ptr, h);
   } else {
