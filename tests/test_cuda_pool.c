@@ -99,6 +99,17 @@ static void finish_one_stream(mr_allocator *pool, mr_stream *a, mr_allocator *up
   release_all(pool, a, NULL, up);
 }
 
+/* A scenario of the pool suites (tests/support/pool_*.h) on a new pool with options o over
+ * device memory, on one stream, then finish_one_stream. */
+static void on_one_stream(mr_caching_pool_options o,
+                          void (*scenario)(mr_allocator *, mr_stream *)) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, o);
+  mr_stream *a = new_stream();
+  scenario(pool, a);
+  finish_one_stream(pool, a, up);
+}
+
 /* Copy n bytes of device memory back and check every byte is v. */
 static int device_bytes_are(const void *dev, int v, size_t n) {
   unsigned char *h = malloc(n);
@@ -429,19 +440,13 @@ Test(cuda_pool, small_segments_grow_with_the_pool) {
 }
 
 Test(cuda_pool, small_segments_stay_under_exact) {
-  mr_allocator *up = device_upstream();
-  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT});
-  mr_stream *a = new_stream();
-  small_segments_stay_under_exact(pool, a);
-  finish_one_stream(pool, a, up);
+  on_one_stream((mr_caching_pool_options){.growth = MR_GROWTH_EXACT},
+                small_segments_stay_under_exact);
 }
 
 Test(cuda_pool, small_segments_fit_the_maximum_reserve) {
-  mr_allocator *up = device_upstream();
-  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.maximum_reserve = 514 * MiB});
-  mr_stream *a = new_stream();
-  small_segments_fit_the_maximum_reserve(pool, a);
-  finish_one_stream(pool, a, up);
+  on_one_stream((mr_caching_pool_options){.maximum_reserve = 514 * MiB},
+                small_segments_fit_the_maximum_reserve);
 }
 
 Test(cuda_pool, small_segments_fall_back_when_upstream_fails) {
@@ -583,22 +588,14 @@ Test(cuda_pool, front_cache_budget) {
 /* An eviction keeps the newest half of every size class, over device memory (see pool_evict.h;
  * over host memory: pool_stats/an_eviction_keeps_the_newest_half_of_each_size). */
 Test(cuda_pool, an_eviction_keeps_the_newest_half_of_each_size) {
-  mr_allocator *up = device_upstream();
-  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){.front_cache_bytes = 1 * MiB});
-  mr_stream *a = new_stream();
-  evict_keeps_newest_halves(pool, a);
-  finish_one_stream(pool, a, up);
+  on_one_stream((mr_caching_pool_options){.front_cache_bytes = 1 * MiB}, evict_keeps_newest_halves);
 }
 
 /* An allocation looks below the top of its size class, over device memory (see
  * pool_front_fit.h; over host memory: pool_stats/an_allocation_looks_below_the_top_of_its_class).
  */
 Test(cuda_pool, an_allocation_looks_below_the_top_of_its_class) {
-  mr_allocator *up = device_upstream();
-  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
-  mr_stream *a = new_stream();
-  front_fit_looks_below_the_top(pool, a);
-  finish_one_stream(pool, a, up);
+  on_one_stream((mr_caching_pool_options){0}, front_fit_looks_below_the_top);
 }
 
 static void cuda_done(mr_stream *s) {
