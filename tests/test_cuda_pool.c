@@ -459,6 +459,12 @@ Test(cuda_pool, small_segments_fall_back_when_upstream_fails) {
   finish_one_stream(pool, a, up);
 }
 
+/* Records past the first 16,384 come from 2 MiB slabs, over device memory (see
+ * pool_small_growth.h; over host memory: pool_growth/records_come_from_larger_slabs). */
+Test(cuda_pool, records_come_from_larger_slabs) {
+  on_one_stream((mr_caching_pool_options){0}, records_come_from_larger_slabs);
+}
+
 /* The other kind's room before growing, over device memory (test_pool_options covers it over host
  * memory): a small request takes a large segment's free block, a large one a small segment's,
  * before the pool takes more from the device; the memory is usable where it lands. */

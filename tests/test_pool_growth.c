@@ -185,3 +185,10 @@ Test(pool_growth, small_segments_fall_back_when_upstream_fails) {
   small_segments_fall_back_when_upstream_fails(f.pool, f.fault, f.s);
   sg_close(&f);
 }
+
+Test(pool_growth, records_come_from_larger_slabs) {
+  sg_fixture f;
+  sg_open(&f, (mr_caching_pool_options){0}, 0);
+  records_come_from_larger_slabs(f.pool, f.s);
+  sg_close(&f);
+}

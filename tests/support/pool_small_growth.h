@@ -10,10 +10,12 @@
  * Each scenario allocates blocks of 1 MiB (the default small limit: two to a 2 MiB segment)
  * until the pool reserves a given amount, reading what each allocation added to the pool's
  * reserve from its statistics. Up to 10 GiB is reserved and never touched by the pool: the host
- * suite runs them over address space alone (a PROT_NONE mapping). */
+ * suite runs them over address space alone (a PROT_NONE mapping). The pool's block records grow
+ * with it too: records_come_from_larger_slabs. */
 #ifndef MEMRES_TEST_POOL_SMALL_GROWTH_H
 #define MEMRES_TEST_POOL_SMALL_GROWTH_H
 
+#include "../../src/alloc/caching_internal.h"
 #include "pool_util.h"
 
 #include <criterion/criterion.h>
@@ -151,6 +153,40 @@ static inline void small_segments_fall_back_when_upstream_fails(mr_allocator *po
   cr_expect_eq(sg_reserved(pool), 518 * (uint64_t)SG_MIB, "then 4 MiB again");
   validate_ok(pool);
   sg_free_all(pool, &b, s);
+}
+
+static inline int sg_cmp_addr(const void *a, const void *b) {
+  const uintptr_t x = *(const uintptr_t *)a, y = *(const uintptr_t *)b;
+  return (x > y) - (x < y);
+}
+
+/* Block records come in slabs of 256 until the pool has 64 of them (16,384 records), then in
+ * slabs of 2 MiB (16,384 records of 128 bytes; caching_segments.c). 20,000 live blocks of 4 KiB
+ * take records from both: the pool holds 65 slabs and stays whole, and every block is its own. */
+static inline void records_come_from_larger_slabs(mr_allocator *pool, mr_stream *s) {
+  enum { N = 20000 };
+  const size_t size = 4096;
+  void **v = malloc(N * sizeof *v);
+  cr_assert_not_null(v);
+  for (int i = 0; i < N; i++)
+    v[i] = alloc_ok(pool, size, s);
+  const mr__pool *p = pool->state;
+  cr_expect_eq(p->nslabs, 65, "64 slabs of 256 records, then one of 2 MiB: %zu", p->nslabs);
+  cr_expect_eq(sizeof(mr__blk), 128, "a record is two cache lines");
+  validate_ok(pool);
+  uintptr_t *sorted = malloc(N * sizeof *sorted);
+  cr_assert_not_null(sorted);
+  for (int i = 0; i < N; i++)
+    sorted[i] = (uintptr_t)v[i];
+  qsort(sorted, N, sizeof *sorted, sg_cmp_addr);
+  for (int i = 1; i < N; i++)
+    cr_assert_geq(sorted[i] - sorted[i - 1], size, "two blocks overlap at %#lx",
+                  (unsigned long)sorted[i]);
+  free(sorted);
+  for (int i = N; i-- > 0;)
+    free_ok(pool, v[i], size, s);
+  validate_ok(pool);
+  free(v);
 }
 
 #endif
