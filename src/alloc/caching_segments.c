@@ -134,10 +134,13 @@ void mr__apply_threshold(mr__pool *p) {
 /* A small segment is opt.small_segment while the pool is small. Under the FIXED and DOUBLE
  * policies it doubles while it stays at most 1/128 of what the pool reserves, up to 32 MiB (or
  * small_segment, if larger): the newest segment's unused tail is then at most 0.8% of the
- * reserve, while a pool of GiBs asks upstream 16 times less often. An upstream call that grows
- * CUDA's default mempool cost 50-70 us on an H100: random at 1e5 live blocks (25 GiB) grew by
- * 2 MiB segments 44-86 times in some repetitions of 10 ms, which took 62-85 ns an operation
- * against 50-56 without growth. */
+ * reserve, while a pool of GiBs grows 16 times less often. Each growth cost random at 1e5 live
+ * blocks (25 GiB) 50-70 us on an H100: repetitions of 10 ms that grew by 2 MiB segments 44-86
+ * times took 62-85 ns an operation against 50-56 without growth. The upstream call is the small
+ * part of that (cudaMallocAsync growing the default mempool: 5 us for 2 MiB, 41 us for 32 MiB);
+ * the rest is the pool's own, most likely the flush of a solo stream's front cache before it
+ * grows (up to 256 MiB of blocks into the core) and the misses after it. With 32 MiB segments
+ * the same bench's repetitions grew 0-8 times. */
 size_t mr__small_segment_size(const mr__pool *p) {
   size_t seg = p->opt.small_segment;
   if (p->opt.growth == MR_GROWTH_EXACT)
