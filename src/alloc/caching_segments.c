@@ -137,10 +137,10 @@ void mr__apply_threshold(mr__pool *p) {
  * reserve, while a pool of GiBs grows 16 times less often. Each growth cost random at 1e5 live
  * blocks (25 GiB) 50-70 us on an H100: repetitions of 10 ms that grew by 2 MiB segments 44-86
  * times took 62-85 ns an operation against 50-56 without growth. The upstream call is the small
- * part of that (cudaMallocAsync growing the default mempool: 5 us for 2 MiB, 41 us for 32 MiB);
- * the rest is the pool's own, most likely the flush of a solo stream's front cache before it
- * grows (up to 256 MiB of blocks into the core) and the misses after it. With 32 MiB segments
- * the same bench's repetitions grew 0-8 times. */
+ * part of that as a fresh process sees it (cudaMallocAsync growing the default mempool: 5 us for
+ * 2 MiB, 41 us for 32 MiB); the rest is the mempool's growth beside 25 GiB already mapped, or the
+ * pool's own work around a growth (a solo stream flushes its front cache first), not separated.
+ * With segments up to 32 MiB the same bench's repetitions grew 0-8 times. */
 size_t mr__small_segment_size(const mr__pool *p) {
   size_t seg = p->opt.small_segment;
   if (p->opt.growth == MR_GROWTH_EXACT)
