@@ -158,25 +158,32 @@ static void sg_close(sg_fixture *f) {
   munmap(f->space.base, f->space.cap);
 }
 
-Test(pool_growth, small_segments_grow_with_the_pool) {
+/* A scenario of pool_small_growth.h on a new pool with options o over address space, on one
+ * manual stream. */
+static void on_address_space(mr_caching_pool_options o,
+                             void (*scenario)(mr_allocator *, mr_stream *)) {
   sg_fixture f;
-  sg_open(&f, (mr_caching_pool_options){0}, 0);
-  small_segments_grow_with_the_pool(f.pool, f.s, NULL);
+  sg_open(&f, o, 0);
+  scenario(f.pool, f.s);
   sg_close(&f);
+}
+
+static void grow_untouched(mr_allocator *pool, mr_stream *s) {
+  small_segments_grow_with_the_pool(pool, s, NULL);
+}
+
+Test(pool_growth, small_segments_grow_with_the_pool) {
+  on_address_space((mr_caching_pool_options){0}, grow_untouched);
 }
 
 Test(pool_growth, small_segments_stay_under_exact) {
-  sg_fixture f;
-  sg_open(&f, (mr_caching_pool_options){.growth = MR_GROWTH_EXACT}, 0);
-  small_segments_stay_under_exact(f.pool, f.s);
-  sg_close(&f);
+  on_address_space((mr_caching_pool_options){.growth = MR_GROWTH_EXACT},
+                   small_segments_stay_under_exact);
 }
 
 Test(pool_growth, small_segments_fit_the_maximum_reserve) {
-  sg_fixture f;
-  sg_open(&f, (mr_caching_pool_options){.maximum_reserve = 514 * SG_MIB}, 0);
-  small_segments_fit_the_maximum_reserve(f.pool, f.s);
-  sg_close(&f);
+  on_address_space((mr_caching_pool_options){.maximum_reserve = 514 * SG_MIB},
+                   small_segments_fit_the_maximum_reserve);
 }
 
 Test(pool_growth, small_segments_fall_back_when_upstream_fails) {
@@ -187,8 +194,5 @@ Test(pool_growth, small_segments_fall_back_when_upstream_fails) {
 }
 
 Test(pool_growth, records_come_from_larger_slabs) {
-  sg_fixture f;
-  sg_open(&f, (mr_caching_pool_options){0}, 0);
-  records_come_from_larger_slabs(f.pool, f.s);
-  sg_close(&f);
+  on_address_space((mr_caching_pool_options){0}, records_come_from_larger_slabs);
 }

@@ -335,7 +335,6 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
     return no_stream_state(p);
   mr__bias_lock(&ps->lock);
   int over = 0; /* filing the last hot block left the cache over its budget */
-  size_t i;
   /* With many blocks live the slot's line is likely out of cache (at 1e5, half of pool_free's
      time waited on it): start loading both lines of its home group at once, where waiting for
      the control bytes to tell which would cost a load more, and file the hot block meanwhile.
@@ -343,13 +342,11 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   const uint64_t h = mr__livemap_hash((uintptr_t)ptr);
   if (MR_LIKELY(ps->lives.slots))
     mr__livemap_prefetch_home(&ps->lives, h);
-  if (ps->hot) { /* before the probe: a second free of the hot block must not find its slot (it
-                  * then finds the block in the cache: free_slow reports a double free) */
+  if (ps->hot) /* before the probe: a second free of the hot block must not find its slot (it
+                * then finds the block in the cache: free_slow reports a double free) */
     over = mr__hot_file(p, ps);
-    i = is_recent(ps, ptr) ? ps->recent_slot : mr__livemap_find_h(&ps->lives, (uintptr_t)ptr, h);
-  } else {
-    i = is_recent(ps, ptr) ? ps->recent_slot : mr__livemap_find(&ps->lives, (uintptr_t)ptr);
-  }
+  const size_t i =
+      is_recent(ps, ptr) ? ps->recent_slot : mr__livemap_find_hashed(&ps->lives, (uintptr_t)ptr, h);
   if (MR_UNLIKELY(i == SIZE_MAX)) {
     mr__bias_unlock(&ps->lock);
     return free_slow(p, ps, ptr, size, MR_ERR_UNKNOWN_POINTER, 0);

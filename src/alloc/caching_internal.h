@@ -296,11 +296,17 @@ static inline void mr__livemap_prefetch_home(const struct mr__livemap *m, uint64
   __builtin_prefetch(g + 4, 1);
 }
 
-/* The slot of addr, or SIZE_MAX. */
-static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t addr) {
+/* The slot of addr (hash h), or SIZE_MAX. */
+static inline size_t mr__livemap_find_hashed(const struct mr__livemap *m, uintptr_t addr,
+                                             uint64_t h) {
   if (MR_UNLIKELY(!m->count || !addr))
     return SIZE_MAX;
-  return mr__livemap_find_h(m, addr, mr__livemap_hash(addr));
+  return mr__livemap_find_h(m, addr, h);
+}
+
+/* The slot of addr, or SIZE_MAX. */
+static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t addr) {
+  return mr__livemap_find_hashed(m, addr, mr__livemap_hash(addr));
 }
 
 /* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in
@@ -456,9 +462,6 @@ int mr__segment_is_free(const mr__seg *s);
 size_t mr__release_free_segments(mr__pool *p, size_t keep);
 /* The release threshold: free settled segments beyond it go back upstream. */
 void mr__apply_threshold(mr__pool *p);
-/* The largest a small segment grows to by itself (see mr__small_segment_size). */
-#define MR__SMALL_SEGMENT_MAX (32 * MR__MIB)
-size_t mr__small_segment_size(const mr__pool *p);
 size_t mr__segment_size(mr__pool *p, int kind, size_t rsize);
 /* A new segment holding at least rsize, as one block out of every index; NULL with *st. Drops
  * the mutex around the upstream call. */

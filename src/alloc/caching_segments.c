@@ -141,7 +141,9 @@ void mr__apply_threshold(mr__pool *p) {
  * 2 MiB, 41 us for 32 MiB); the rest is the mempool's growth beside 25 GiB already mapped, or the
  * pool's own work around a growth (a solo stream flushes its front cache first), not separated.
  * With segments up to 32 MiB the same bench's repetitions grew 0-8 times. */
-size_t mr__small_segment_size(const mr__pool *p) {
+#define MR__SMALL_SEGMENT_MAX (32 * MR__MIB)
+
+static size_t small_segment_size(const mr__pool *p) {
   size_t seg = p->opt.small_segment;
   if (p->opt.growth == MR_GROWTH_EXACT)
     return seg;
@@ -152,7 +154,7 @@ size_t mr__small_segment_size(const mr__pool *p) {
 
 size_t mr__segment_size(mr__pool *p, int kind, size_t rsize) {
   if (kind == MR__SMALL)
-    return mr__small_segment_size(p);
+    return small_segment_size(p);
   size_t need = mr__align_up(rsize, 2 * MR__MIB);
   if (!need)
     return 0;

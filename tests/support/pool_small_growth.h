@@ -1,5 +1,5 @@
 /* Scenarios shared by the pool suites over host memory (test_pool_growth.c) and over a GPU
- * (test_cuda_pool.c): small segments grow with the pool (mr__small_segment_size in
+ * (test_cuda_pool.c): small segments grow with the pool (small_segment_size in
  * caching_segments.c). Under the FIXED and DOUBLE policies a small segment is small_segment (2 MiB
  * by default) while the pool is small, and doubles while it stays at most 1/128 of what the pool
  * reserves, up to 32 MiB: with the defaults, 2 MiB segments up to 512 MiB reserved, then 4 MiB up
@@ -25,12 +25,6 @@
 
 #define SG_MIB ((size_t)1 << 20)
 #define SG_GIB ((size_t)1 << 30)
-
-static inline uint64_t sg_reserved(mr_allocator *pool) {
-  mr_stats st = MR_STATS_INIT;
-  cr_assert_eq(mr_stats_get(pool, &st), MR_OK, "%s", mr_last_error());
-  return st.bytes_reserved;
-}
 
 /* The blocks a scenario allocated, freed by sg_free_all. */
 typedef struct sg_blocks {
@@ -60,10 +54,10 @@ static inline void sg_free_all(mr_allocator *pool, sg_blocks *b, mr_stream *s) {
  * Returns the pool's reserve. */
 static inline uint64_t sg_grow_until(mr_allocator *pool, mr_stream *s, sg_blocks *b, uint64_t until,
                                      size_t seg_count[6]) {
-  uint64_t reserved = sg_reserved(pool);
+  uint64_t reserved = pool_stats(pool).bytes_reserved;
   while (reserved < until) {
     sg_push(b, alloc_ok(pool, SG_MIB, s));
-    const uint64_t now = sg_reserved(pool), grown = now - reserved;
+    const uint64_t now = pool_stats(pool).bytes_reserved, grown = now - reserved;
     if (grown) {
       int k = 0;
       while (k < 6 && grown != ((uint64_t)2 * SG_MIB << k))
@@ -78,8 +72,8 @@ static inline uint64_t sg_grow_until(mr_allocator *pool, mr_stream *s, sg_blocks
 }
 
 /* The default options: 256 segments of 2 MiB, then 128 each of 4, 8 and 16 MiB, then 32 MiB
- * ones, which stay 32 MiB past 8 GiB (where 1/128 of the reserve is 64 MiB). */
-/* touch (may be NULL): checks that a block of the last (32 MiB) segment is usable. */
+ * ones, which stay 32 MiB past 8 GiB (where 1/128 of the reserve is 64 MiB). touch (may be NULL)
+ * checks that a block of the last (32 MiB) segment is usable. */
 static inline void small_segments_grow_with_the_pool(mr_allocator *pool, mr_stream *s,
                                                      void (*touch)(void *p, size_t n,
                                                                    mr_stream *s)) {
@@ -122,12 +116,13 @@ static inline void small_segments_fit_the_maximum_reserve(mr_allocator *pool, mr
   cr_assert_eq(reserved, 512 * (uint64_t)SG_MIB);
   sg_push(&b, alloc_ok(pool, SG_MIB, s)); /* the last segment's second half */
   sg_push(&b, alloc_ok(pool, SG_MIB, s));
-  cr_expect_eq(sg_reserved(pool), 514 * (uint64_t)SG_MIB, "a 2 MiB segment, within the maximum");
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 514 * (uint64_t)SG_MIB,
+               "a 2 MiB segment, within the maximum");
   sg_push(&b, alloc_ok(pool, SG_MIB, s));
   void *p = NULL;
   cr_expect_eq(mr_alloc_async(pool, SG_MIB, s, &p), MR_ERR_OUT_OF_MEMORY, "at the maximum");
   cr_expect_null(p);
-  cr_expect_eq(sg_reserved(pool), 514 * (uint64_t)SG_MIB);
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 514 * (uint64_t)SG_MIB);
   validate_ok(pool);
   sg_free_all(pool, &b, s);
 }
@@ -147,10 +142,10 @@ static inline void small_segments_fall_back_when_upstream_fails(mr_allocator *po
   cr_expect_eq(mr_fault_allocator_failures(fault), 1, "the 4 MiB segment was asked and failed");
   cr_expect_eq(mr_fault_allocator_calls(fault), 2, "then one more call (%llu before)",
                (unsigned long long)calls);
-  cr_expect_eq(sg_reserved(pool), 514 * (uint64_t)SG_MIB, "a 2 MiB segment instead");
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 514 * (uint64_t)SG_MIB, "a 2 MiB segment instead");
   sg_push(&b, alloc_ok(pool, SG_MIB, s));
   sg_push(&b, alloc_ok(pool, SG_MIB, s));
-  cr_expect_eq(sg_reserved(pool), 518 * (uint64_t)SG_MIB, "then 4 MiB again");
+  cr_expect_eq(pool_stats(pool).bytes_reserved, 518 * (uint64_t)SG_MIB, "then 4 MiB again");
   validate_ok(pool);
   sg_free_all(pool, &b, s);
 }
