@@ -1,8 +1,9 @@
 /* The caching pool's shared structure, under the pool's mutex: segments from upstream, blocks
  * that tile them, the settled index (free blocks any stream may take), each stream's pending
  * index (blocks freed on that stream whose free event is not known complete: the stream itself
- * may reuse them at once), batches of pending blocks that share one event, and the way back to
- * upstream (growth, out-of-memory release, trim).
+ * may reuse them at once), the settling of batches of pending blocks that share one event
+ * (the batches and events themselves: caching_batch.c), and the way back to upstream (growth,
+ * out-of-memory release, trim).
  *
  * Lock order: pool mutex -> a stream's lock (its front cache and live map). */
 #include "caching_front.h"
@@ -14,109 +15,6 @@
 #include <string.h>
 
 #define SEAL_BYTES (16 * MR__MIB)
-
-/* ---- events and batches ---------------------------------------------------------------------- */
-
-static mr_event *event_take(mr__pool *p, mr_stream *s) {
-  for (size_t i = p->nevents; i-- > 0;) {
-    mr_event *e = p->events[i];
-    if (e->backend->ops == s->ops) {
-      p->events[i] = p->events[--p->nevents];
-      return e;
-    }
-  }
-  mr_event *e = NULL;
-  if (mr_event_create(&e, s) != MR_OK)
-    return NULL;
-  return e;
-}
-
-static void event_put(mr__pool *p, mr_event *e) {
-  if (!e)
-    return;
-  if (p->nevents == p->cap_events) {
-    size_t cap = p->cap_events ? p->cap_events * 2 : 16;
-    mr_event **n = realloc(p->events, cap * sizeof *n);
-    if (!n) {
-      mr_event_destroy(e);
-      return;
-    }
-    p->events = n;
-    p->cap_events = cap;
-  }
-  p->events[p->nevents++] = e;
-}
-
-static void batch_link(mr__batch *bt, mr__blk *b) {
-  b->batch = bt;
-  b->batch_prev = NULL;
-  b->batch_next = bt->head;
-  if (bt->head)
-    bt->head->batch_prev = b;
-  bt->head = b;
-  bt->count++;
-  bt->bytes += b->size;
-}
-
-static void batch_unlink(mr__blk *b) {
-  mr__batch *bt = b->batch;
-  if (b->batch_prev)
-    b->batch_prev->batch_next = b->batch_next;
-  else
-    bt->head = b->batch_next;
-  if (b->batch_next)
-    b->batch_next->batch_prev = b->batch_prev;
-  b->batch_prev = b->batch_next = NULL;
-  b->batch = NULL;
-  bt->count--;
-  bt->bytes -= b->size;
-}
-
-static mr__batch *open_batch(mr__pool *p, mr__pstream *ps) {
-  if (!ps->open) {
-    mr__batch *bt = calloc(1, sizeof *bt);
-    if (!bt)
-      return NULL;
-    bt->seq = ++p->batch_seq;
-    ps->open = bt;
-  }
-  return ps->open;
-}
-
-/* Closes ps's open batch with event e, recorded on ps's stream after every free in the batch
- * (the batch then owns it), or with one recorded now when e is NULL. On failure the batch stays
- * open (its blocks stay the stream's own) and the status is returned. */
-static mr_status seal_with(mr__pool *p, mr__pstream *ps, mr_event *e) {
-  mr__batch *bt = ps->open;
-  if (!bt || !ps->stream || !bt->count) {
-    event_put(p, e);
-    if (bt && ps->stream) {
-      free(bt);
-      ps->open = NULL;
-    }
-    return MR_OK;
-  }
-  if (!e) {
-    if (!(e = event_take(p, ps->stream)))
-      return mr_last_status();
-    mr_status st = mr_event_record(e, ps->stream);
-    if (st != MR_OK) {
-      event_put(p, e);
-      return st;
-    }
-  }
-  bt->event = e;
-  ps->open = NULL;
-  if (ps->sealed_tail)
-    ps->sealed_tail->next = bt;
-  else
-    ps->sealed_head = bt;
-  ps->sealed_tail = bt;
-  return MR_OK;
-}
-
-/* Records the event that closes ps's open batch (see seal_with). */
-static mr_status seal(mr__pool *p, mr__pstream *ps) { return seal_with(p, ps, NULL); }
 
 /* How many blocks ahead of the one being filed core_put and settle_batch start loading the
  * records of its physical neighbours. */
@@ -143,7 +41,7 @@ static mr__tlsf *index_of(mr__pool *p, mr__blk *b) {
 static void unindex(mr__pool *p, mr__blk *b) {
   mr__tlsf_remove(index_of(p, b), b);
   if (state_of(b) == MR__PENDING && b->batch) /* only a pending block reads its second line */
-    batch_unlink(b);
+    mr__batch_unlink(b);
 }
 
 /* left absorbs its physical neighbour right (both out of every index). */
@@ -182,7 +80,7 @@ static void insert_pending(mr__pool *p, mr__pstream *ps, mr__blk *b, mr__batch *
     return;
   }
   if (!bt)
-    bt = open_batch(p, ps);
+    bt = mr__batch_open(p, ps);
   if (!bt) { /* no host memory for a batch: keep the block as the stream's own, unmerged */
     insert_settled(p, b);
     return;
@@ -201,7 +99,7 @@ static void insert_pending(mr__pool *p, mr__pstream *ps, mr__blk *b, mr__batch *
   }
   set_state(b, MR__PENDING);
   b->owner = ps;
-  batch_link(bt, b);
+  mr__batch_link(bt, b);
   mr__tlsf_insert(&ps->pending[b->small ? MR__SMALL : MR__LARGE], b);
 }
 
@@ -217,11 +115,11 @@ static void settle_batch(mr__pool *p, mr__pstream *ps, mr__batch *bt) {
       prefetch_neighbours(ahead);
       ahead = ahead->batch_next;
     }
-    batch_unlink(b);
+    mr__batch_unlink(b);
     mr__tlsf_remove(&ps->pending[b->small ? MR__SMALL : MR__LARGE], b);
     insert_settled(p, b);
   }
-  event_put(p, bt->event);
+  mr__event_put(p, bt->event);
   free(bt);
 }
 
@@ -271,7 +169,7 @@ void mr__core_put(mr__pool *p, mr__pstream *ps, mr__blk *list) {
   /* The owner closes a batch once it is worth another stream's while: one event per 16 MiB of
      frees, recorded by the thread that freed them. */
   if (ps->open && ps->open->bytes >= SEAL_BYTES)
-    seal(p, ps);
+    mr__seal(p, ps);
   mr__apply_threshold(p);
 }
 
@@ -302,7 +200,7 @@ static mr__blk *take_waiting(mr__pool *p, mr__pstream *ps, int kind, size_t rsiz
     mr__blk *b = mr__tlsf_find(&o->pending[kind], rsize);
     if (!b)
       continue;
-    if (!b->batch->event && seal(p, o) != MR_OK)
+    if (!b->batch->event && mr__seal(p, o) != MR_OK)
       continue;
     if (mr_stream_wait_event(ps->stream, b->batch->event) != MR_OK)
       continue;
@@ -350,7 +248,7 @@ static void carve(mr__pool *p, mr__pstream *ps, mr__blk *b, size_t rsize) {
 static void seal_others(mr__pool *p, mr__pstream *ps, size_t rsize) {
   for (mr__pstream *o = p->streams; o; o = o->next)
     if (o != ps && o->open && o->open->bytes >= rsize)
-      seal(p, o);
+      mr__seal(p, o);
 }
 
 /* The bytes o keeps in its front cache, its hot block included. */
@@ -368,11 +266,11 @@ static int may_take(mr__pool *p, mr__pstream *ps, mr__pstream *o, mr_event **rec
   *recorded = NULL;
   if (!o->stream)
     return 1;
-  mr_event *e = event_take(p, o->stream);
+  mr_event *e = mr__event_take(p, o->stream);
   if (!e)
     return 0;
   if (mr_event_record(e, o->stream) != MR_OK) {
-    event_put(p, e);
+    mr__event_put(p, e);
     return 0;
   }
   bool done = false;
@@ -382,7 +280,7 @@ static int may_take(mr__pool *p, mr__pstream *ps, mr__pstream *o, mr_event **rec
       ps->stream->ops == o->stream->ops)
     done = mr_stream_wait_event(ps->stream, e) == MR_OK;
   if (done)
-    event_put(p, e);
+    mr__event_put(p, e);
   else
     *recorded = e;
   return done;
@@ -402,7 +300,7 @@ static mr__blk *take_cache(mr__pool *p, mr__pstream *ps, mr__pstream *o, size_t 
   mr_event *recorded;
   if (!may_take(p, ps, o, &recorded)) {
     mr__core_put(p, o, list);
-    seal_with(p, o, recorded);
+    mr__seal_with(p, o, recorded);
     settle_stream(p, o, 0);
     return NULL;
   }
@@ -467,7 +365,7 @@ static int hoarding(mr__pool *p) {
 static void release_cached(mr__pool *p, int wait) {
   for (mr__pstream *o = p->streams; o; o = o->next) {
     mr__core_flush_cache(p, o);
-    seal(p, o);
+    mr__seal(p, o);
   }
   settle_all(p, wait);
   mr__release_free_segments(p, 0);
@@ -593,7 +491,7 @@ mr_status mr__core_reserve(mr__pool *p, size_t bytes) {
 mr_status mr__core_trim(mr__pool *p, size_t keep) {
   for (mr__pstream *o = p->streams; o; o = o->next) {
     mr__core_flush_cache(p, o);
-    seal(p, o);
+    mr__seal(p, o);
   }
   settle_all(p, 0);
   for (mr__seg *s = p->segs, *next; s && p->reserved > keep; s = next) {
@@ -625,7 +523,7 @@ size_t mr__core_largest_free(mr__pool *p) {
 void mr__core_destroy(mr__pool *p) {
   for (mr__pstream *o = p->streams; o; o = o->next) {
     mr__core_flush_cache(p, o);
-    seal(p, o);
+    mr__seal(p, o);
   }
   /* what is LIVE now was handed out and never freed */
   uint64_t live = 0, live_bytes = 0;
@@ -652,7 +550,7 @@ void mr__core_destroy(mr__pool *p) {
     mr__pstream *next = o->next;
     for (mr__batch *bt = o->sealed_head, *nb; bt; bt = nb) {
       nb = bt->next;
-      event_put(p, bt->event);
+      mr__event_put(p, bt->event);
       free(bt);
     }
     free(o->open);

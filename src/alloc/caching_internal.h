@@ -1,8 +1,8 @@
 /* The caching pool's structures, shared by caching.c (the front's alloc and free, the API),
  * caching_front.c/.h (each stream's front cache), caching_stats.c (statistics), caching_core.c
- * (the shared structure: TLSF indexes, batches, upstream), caching_segments.c (segments and
- * block records), caching_validate.c (the self-check) and livemap.c (each stream's live
- * blocks). */
+ * (the shared structure: TLSF indexes, settling, upstream), caching_batch.c (batches of pending
+ * blocks and their events), caching_segments.c (segments and block records),
+ * caching_validate.c (the self-check) and livemap.c (each stream's live blocks). */
 #ifndef MEMRES_ALLOC_CACHING_INTERNAL_H
 #define MEMRES_ALLOC_CACHING_INTERNAL_H
 
@@ -353,6 +353,32 @@ typedef struct mr__batch {
   struct mr__batch *next;
 } mr__batch;
 
+/* A pending block into batch bt / out of its batch (the records' second lines). */
+static inline void mr__batch_link(mr__batch *bt, mr__blk *b) {
+  b->batch = bt;
+  b->batch_prev = NULL;
+  b->batch_next = bt->head;
+  if (bt->head)
+    bt->head->batch_prev = b;
+  bt->head = b;
+  bt->count++;
+  bt->bytes += b->size;
+}
+
+static inline void mr__batch_unlink(mr__blk *b) {
+  mr__batch *bt = b->batch;
+  if (b->batch_prev)
+    b->batch_prev->batch_next = b->batch_next;
+  else
+    bt->head = b->batch_next;
+  if (b->batch_next)
+    b->batch_next->batch_prev = b->batch_prev;
+  b->batch_prev = b->batch_next = NULL;
+  b->batch = NULL;
+  bt->count--;
+  bt->bytes -= b->size;
+}
+
 #define MR__CACHE_BIN_WORDS (MR_TLSF_CLASSES / 64)
 
 /* A front-cache entry: all that taking the block back needs, so that neither filing a block in
@@ -467,6 +493,18 @@ size_t mr__segment_size(mr__pool *p, int kind, size_t rsize);
  * the mutex around the upstream call. */
 mr__blk *mr__grow(mr__pool *p, mr__pstream *ps, int kind, size_t rsize, size_t seg_size,
                   mr_status *st);
+
+/* caching_batch.c, with p->mu held */
+/* An idle event of s's backend, or a new one (NULL with the error recorded). */
+mr_event *mr__event_take(mr__pool *p, mr_stream *s);
+/* Back to the idle events (destroyed if their list cannot grow); NULL does nothing. */
+void mr__event_put(mr__pool *p, mr_event *e);
+/* ps's open batch, opened if need be (NULL without host memory). */
+mr__batch *mr__batch_open(mr__pool *p, mr__pstream *ps);
+/* Closes ps's open batch with event e recorded on ps's stream after its frees (the batch then
+ * owns it), or with one recorded now when e is NULL; on failure the batch stays open. */
+mr_status mr__seal_with(mr__pool *p, mr__pstream *ps, mr_event *e);
+mr_status mr__seal(mr__pool *p, mr__pstream *ps);
 
 /* caching_core.c; all with p->mu held unless said otherwise */
 mr__pstream *mr__pool_stream_new(mr__pool *p, mr_stream *s);
