@@ -1,7 +1,7 @@
 /* How the caching pool grows: the size of each segment it takes from upstream under each growth
  * policy, over host memory (a recording upstream says what was asked), and how small segments
- * grow with the pool (pool_small_growth.h, over address space alone). test_cuda_pool checks the
- * default policy and the small segments' growth over device memory. */
+ * grow with the pool (pool_small_growth.h, over address space alone). test_cuda_pool_growth
+ * checks the default policy and the small segments' growth over device memory. */
 #include "manual_stream.h"
 #include "pool_small_growth.h"
 #include "pool_util.h"

@@ -1,5 +1,5 @@
 /* Scenarios shared by the pool suites over host memory (test_pool_growth.c) and over a GPU
- * (test_cuda_pool.c): small segments grow with the pool (small_segment_size in
+ * (test_cuda_pool_growth.c): small segments grow with the pool (small_segment_size in
  * caching_segments.c). Under the FIXED and DOUBLE policies a small segment is small_segment (2 MiB
  * by default) while the pool is small, and doubles while it stays at most 1/128 of what the pool
  * reserves, up to 32 MiB: with the defaults, 2 MiB segments up to 512 MiB reserved, then 4 MiB up
