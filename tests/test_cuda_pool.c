@@ -483,8 +483,6 @@ Test(cuda_pool, peaks_one_stream_then_two) {
   release_all(pool, a, b, up);
 }
 
-#endif /* MEMRES_HAVE_CUDA */
-
 /* Streams that take turns with one working set over device memory, then over pinned memory (see
  * pool_turns.h; over host memory: pool_streams/streams_in_turn_share_one_working_set). As there,
  * the work before a hand-off is done when the next stream starts: while it runs (the host ahead
@@ -537,3 +535,5 @@ Test(cuda_pool, a_consumer_thread_does_not_hoard) {
   cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   release_all(pool, a, b, up);
 }
+
+#endif /* MEMRES_HAVE_CUDA */
