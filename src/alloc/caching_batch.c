@@ -79,5 +79,5 @@ mr_status mr__seal_with(mr__pool *p, mr__pstream *ps, mr_event *e) {
   return MR_OK;
 }
 
-/* Records the event that closes ps's open batch (see seal_with). */
+/* Records the event that closes ps's open batch (see mr__seal_with). */
 mr_status mr__seal(mr__pool *p, mr__pstream *ps) { return mr__seal_with(p, ps, NULL); }
