@@ -1,6 +1,6 @@
 /* The caching pool on a real GPU (skipped without one): stream order checked with data, the
- * WAIT policy, multi-stream stress, a pool over pinned memory, the front cache and the hot block
- * (growth and out of memory: test_cuda_pool_growth.c). Work on a stream is
+ * WAIT policy, multi-stream stress, a pool over pinned memory, the front cache, the hot block and
+ * parked blocks (growth and out of memory: test_cuda_pool_growth.c). Work on a stream is
  * held back by a host function that spins on a gate the test opens, so "pending" is
  * deterministic. MEMRES_TEST_OPS sets the stress ops per stream (default 4000). */
 #if !MEMRES_HAVE_CUDA
@@ -17,6 +17,7 @@ Test(cuda_pool, needs_cuda) { cr_skip_test("memres was built without CUDA"); }
 #include "gpu.h"
 #include "pool_evict.h"
 #include "pool_front_fit.h"
+#include "pool_parked.h"
 #include "pool_sizes.h"
 #include "pool_small_cache.h"
 #include "pool_take_larger.h"
@@ -361,6 +362,26 @@ Test(cuda_pool, the_block_handed_out_last_once_gone_is_a_double_free) {
   cr_expect_eq(s.live_blocks, 0);
   cr_expect_eq(s.frees, 3);
   cr_expect_eq(mr_caching_pool_validate(pool), MR_OK, "%s", mr_last_error());
+  release_all(pool, a, b, up);
+}
+
+/* Blocks freed before the hot one wait in the front cache parked in their live-map slots, over
+ * device memory (see pool_parked.h; over host memory: pool_hot/parked_*). */
+Test(cuda_pool, parked_blocks_keep_their_slots) {
+  on_one_stream((mr_caching_pool_options){0}, parked_blocks_keep_their_slots);
+}
+
+Test(cuda_pool, parked_blocks_survive_a_rehash) {
+  on_one_stream((mr_caching_pool_options){.initial_reserve = 128 * MiB},
+                parked_blocks_survive_a_rehash);
+}
+
+Test(cuda_pool, a_parked_block_freed_again_is_a_double_free) {
+  mr_allocator *up = device_upstream();
+  mr_allocator *pool = make_pool(up, (mr_caching_pool_options){0});
+  mr_stream *a = new_stream(), *b = new_stream();
+  a_parked_block_freed_again_is_a_double_free(pool, a, b);
+  cr_assert_eq(cudaStreamSynchronize(mr_stream_cuda(a)), cudaSuccess);
   release_all(pool, a, b, up);
 }
 

@@ -3,8 +3,10 @@
  * back. Over host memory with manual streams; test_cuda_pool checks the same over device memory.
  * Checked: which allocation takes it, that it is never handed out twice, that a second free of
  * it (on its stream or another) is a double free, that another stream never gets it, and that
- * the pool validates and counts it right throughout. */
+ * the pool validates and counts it right throughout. The blocks freed before it wait in the front
+ * cache parked in their slots, the same way (pool_parked.h). */
 #include "pool_fixture.h"
+#include "pool_parked.h"
 
 static mr_allocator *g_pool;
 
@@ -125,4 +127,18 @@ Test(pool_hot, the_block_handed_out_last_once_gone_is_a_double_free) {
   cr_expect_eq(s.live_blocks, 0);
   cr_expect_eq(s.frees, 3);
   validate_ok(g_pool);
+}
+
+/* Blocks freed before the hot one wait in the front cache parked in their slots (see
+ * pool_parked.h; over device memory: cuda_pool/parked_*). */
+Test(pool_hot, parked_blocks_keep_their_slots) { parked_blocks_keep_their_slots(g_pool, g_a); }
+
+Test(pool_hot, parked_blocks_survive_a_rehash) {
+  mr_allocator *pool = make_pool((mr_caching_pool_options){.initial_reserve = 128 * MiB});
+  parked_blocks_survive_a_rehash(pool, g_a);
+  release_pool(pool);
+}
+
+Test(pool_hot, a_parked_block_freed_again_is_a_double_free) {
+  a_parked_block_freed_again_is_a_double_free(g_pool, g_a, g_b);
 }

@@ -91,16 +91,19 @@ static inline __attribute__((always_inline)) void account_free(mr__pool *p, mr__
 
 /* ---- alloc and free -------------------------------------------------------------------------- */
 
-/* Tracks block b (at addr, `bsize` bytes) as live on ps for `size` bytes. The hot block's slot
- * must not move: a grow rehashes, so the hot block is filed first. 0 when there is no host memory
- * for it. */
-static inline __attribute__((always_inline)) int track(mr__pool *p, mr__pstream *ps, uintptr_t addr,
+/* Tracks block b (at addr, `bsize` bytes) as live on ps for `size` bytes. 0 when there is no host
+ * memory for it. */
+static inline __attribute__((always_inline)) int track(mr__pstream *ps, uintptr_t addr,
                                                        size_t bsize, mr__blk *b, size_t size) {
-  if (MR_UNLIKELY(!ps->lives.left))
-    mr__hot_file(p, ps);
+  const mr__live_slot *const table = ps->lives.slots;
   const mr__live_slot *sl = mr__livemap_insert(&ps->lives, addr, bsize, b, size);
   if (MR_UNLIKELY(!sl))
     return 0;
+  /* A grow rehashed (the map was full): every slot moved, the hot block's and the parked blocks'
+     too, which find theirs again. They stay where they are, so when the map grows changes
+     nothing of which block an allocation takes. */
+  if (MR_UNLIKELY(ps->lives.slots != table))
+    mr__cache_refind(ps);
   ps->recent_addr = addr;
   ps->recent_slot = (size_t)(sl - ps->lives.slots);
   return 1;
@@ -131,7 +134,7 @@ static __attribute__((noinline, cold)) mr_status no_stream_state(mr__pool *p) {
 /* The live map could not grow: the block goes back to the cache (ps->lock held; dropped here). */
 static __attribute__((noinline, cold)) mr_status
 untracked(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
-  (void)mr__cache_push(p, ps, addr, bsize, b); /* over budget: the next free evicts */
+  (void)mr__cache_push(p, ps, addr, bsize, b, MR__NO_SLOT); /* over budget: the next free evicts */
   ps->failed++;
   mr__bias_unlock(&ps->lock);
   return mr__error(MR_ERR_OUT_OF_MEMORY, "caching pool '%s': no host memory to track a live block",
@@ -154,7 +157,7 @@ static __attribute__((noinline)) mr_status alloc_slow(mr__pool *p, mr__pstream *
     return st;
   }
   /* the core has just written the record: reading it costs nothing */
-  if (MR_UNLIKELY(!track(p, ps, b->addr, b->size, b, size)))
+  if (MR_UNLIKELY(!track(ps, b->addr, b->size, b, size)))
     return untracked(p, ps, b->addr, b->size, b);
   ps->grown += (uint64_t)from_upstream;
   return handed_out(p, ps, b->addr, b->size, size, out);
@@ -189,8 +192,15 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
     mr__bias_unlock(&ps->lock);
     return alloc_slow(p, ps, size, rsize, out);
   }
-  mr__centry e = mr__cache_pop(ps, cls); /* a block in ps's front cache is ps's already */
-  if (MR_UNLIKELY(!track(p, ps, e.addr, e.size, e.blk, size)))
+  mr__centry e = mr__cache_pop(ps, cls);  /* a block in ps's front cache is ps's already */
+  if (MR_LIKELY(e.slot != MR__NO_SLOT)) { /* parked: its slot, as the hot block's */
+    ps->parked--;
+    mr__ls_reuse(&ps->lives.slots[e.slot], ps->lives.shift, e.addr, e.size, e.blk, size);
+    ps->recent_addr = e.addr;
+    ps->recent_slot = e.slot;
+    return handed_out(p, ps, e.addr, e.size, size, out);
+  }
+  if (MR_UNLIKELY(!track(ps, e.addr, e.size, e.blk, size)))
     return untracked(p, ps, e.addr, e.size, e.blk);
   return handed_out(p, ps, e.addr, e.size, size, out);
 }
@@ -310,7 +320,7 @@ file_freed(mr__pool *p, mr__pstream *ps, uintptr_t addr, mr__blk *b, size_t size
     free_direct(p, ps, b);
     return MR_OK;
   }
-  int over = mr__cache_push(p, ps, addr, bsize, b);
+  int over = mr__cache_push(p, ps, addr, bsize, b, MR__NO_SLOT);
   mr__bias_unlock(&ps->lock);
   if (MR_UNLIKELY(over))
     mr__cache_evict(p, ps);
@@ -342,12 +352,13 @@ static mr_status pool_free(mr_allocator *self, void *ptr, size_t size, mr_stream
   const uint64_t h = mr__livemap_hash((uintptr_t)ptr);
   if (MR_LIKELY(ps->lives.slots))
     mr__livemap_prefetch_home(&ps->lives, h);
-  if (ps->hot) /* before the probe: a second free of the hot block must not find its slot (it
-                * then finds the block in the cache: free_slow reports a double free) */
+  if (ps->hot) /* parked in the cache, in its slot */
     over = mr__hot_file(p, ps);
   const size_t i =
       is_recent(ps, ptr) ? ps->recent_slot : mr__livemap_find_hashed(&ps->lives, (uintptr_t)ptr, h);
-  if (MR_UNLIKELY(i == SIZE_MAX)) {
+  /* absent, or freed already: a slot marked freed is a parked block's (free_slow finds it in the
+     cache and reports the double free) */
+  if (MR_UNLIKELY(i == SIZE_MAX || mr__ls_freed(&ps->lives.slots[i]))) {
     mr__bias_unlock(&ps->lock);
     return free_slow(p, ps, ptr, size, MR_ERR_UNKNOWN_POINTER, 0);
   }

@@ -311,7 +311,7 @@ static mr__blk *take_cache(mr__pool *p, mr__pstream *ps, mr__pstream *o, size_t 
     list = b->free_next;
     b->free_next = NULL;
     b->owner = ps;
-    over |= mr__cache_push(p, ps, b->addr, b->size, b);
+    over |= mr__cache_push(p, ps, b->addr, b->size, b, MR__NO_SLOT);
   }
   mr__blk *b = mr__cache_take_fit(ps, rsize).blk;
   mr__bias_unlock(&ps->lock);

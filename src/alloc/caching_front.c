@@ -19,15 +19,18 @@ static int bin_grow(mr__cbin *bn) {
 
 /* mr__cache_push with a full bin (out of line, so that the push itself calls nothing). */
 __attribute__((noinline)) int mr__cache_push_grow(mr__pool *p, mr__pstream *ps, unsigned cls,
-                                                  uintptr_t addr, size_t bsize, mr__blk *b) {
-  if (!bin_grow(&ps->bins[cls])) { /* no host memory: the spill list */
+                                                  uintptr_t addr, size_t bsize, mr__blk *b,
+                                                  size_t slot) {
+  if (!bin_grow(&ps->bins[cls])) { /* no host memory: the spill list, which keeps no slot */
+    if (slot != MR__NO_SLOT)
+      mr__livemap_remove_at(&ps->lives, slot);
     b->free_next = ps->spill;
     ps->spill = b;
     ps->cache_bytes += bsize;
     ps->cache_blocks++;
     return 1;
   }
-  return mr__cache_entry_push(p, ps, cls, addr, bsize, b);
+  return mr__cache_entry_push(p, ps, cls, addr, bsize, b, slot);
 }
 
 /* Takes the spill list out of ps's front cache, under ps->lock. */
@@ -48,6 +51,7 @@ mr__blk *mr__cache_take_all(mr__pstream *ps) {
       unsigned cls = w * 64 + (unsigned)__builtin_ctzll(ps->bin_map[w]);
       mr__cbin *bn = &ps->bins[cls];
       for (uint32_t k = 0; k < bn->n; k++) {
+        mr__cache_unpark(ps, &bn->v[k]);
         bn->v[k].blk->free_next = list;
         list = bn->v[k].blk;
       }
@@ -72,8 +76,19 @@ int mr__hot_file(mr__pool *p, mr__pstream *ps) {
   if (!b)
     return 0;
   ps->hot = NULL;
-  mr__livemap_remove_at(&ps->lives, ps->hot_slot);
-  return mr__cache_push(p, ps, ps->hot_addr, ps->hot_size, b);
+  return mr__cache_push(p, ps, ps->hot_addr, ps->hot_size, b, ps->hot_slot);
+}
+
+void mr__cache_refind(mr__pstream *ps) {
+  if (ps->hot)
+    ps->hot_slot = mr__livemap_find(&ps->lives, ps->hot_addr);
+  for (unsigned w = 0; w < MR__CACHE_BIN_WORDS && ps->parked; w++)
+    for (uint64_t bits = ps->bin_map[w]; bits; bits &= bits - 1) {
+      mr__cbin *bn = &ps->bins[w * 64 + (unsigned)__builtin_ctzll(bits)];
+      for (uint32_t k = 0; k < bn->n; k++)
+        if (bn->v[k].slot != MR__NO_SLOT)
+          bn->v[k].slot = mr__livemap_find(&ps->lives, bn->v[k].addr);
+    }
 }
 
 mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize) {
@@ -85,15 +100,20 @@ mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize) {
     mr__centry e = bn->v[k];
     memmove(bn->v + k, bn->v + k + 1, (size_t)(bn->n - k - 1) * sizeof *bn->v);
     bn->v[bn->n - 1] = e; /* now on top */
-    return mr__cache_pop(ps, cls);
+    e = mr__cache_pop(ps, cls);
+    mr__cache_unpark(ps, &e);
+    return e;
   }
   /* every block of a higher class fits: the lowest non-empty one, by the bin map */
   for (unsigned c = cls + 1, w = c / 64; w < MR__CACHE_BIN_WORDS; w++, c = w * 64) {
     const uint64_t bits = ps->bin_map[w] & (~0ull << (c % 64));
-    if (bits)
-      return mr__cache_pop(ps, w * 64 + (unsigned)__builtin_ctzll(bits));
+    if (bits) {
+      mr__centry e = mr__cache_pop(ps, w * 64 + (unsigned)__builtin_ctzll(bits));
+      mr__cache_unpark(ps, &e);
+      return e;
+    }
   }
-  return (mr__centry){0, 0, NULL};
+  return (mr__centry){0, 0, NULL, MR__NO_SLOT};
 }
 
 /* Takes the oldest half (rounded up) of every bin out of ps's front cache, onto `list`. */
@@ -105,6 +125,7 @@ static mr__blk *take_oldest_halves(mr__pstream *ps, mr__blk *list) {
       const uint32_t k = (bn->n + 1) / 2; /* a bin's oldest entries are at its bottom */
       for (uint32_t j = 0; j < k; j++) {
         mr__blk *b = bn->v[j].blk;
+        mr__cache_unpark(ps, &bn->v[j]);
         ps->cache_bytes -= bn->v[j].size;
         b->free_next = list;
         list = b;
@@ -132,7 +153,9 @@ mr__blk *mr__cache_take_evicted(mr__pool *p, mr__pstream *ps) {
   for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
     while (ps->bin_map[w] && ps->cache_bytes > target) {
       unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
-      mr__blk *b = mr__cache_pop(ps, cls).blk;
+      const mr__centry e = mr__cache_pop(ps, cls);
+      mr__cache_unpark(ps, &e);
+      mr__blk *b = e.blk;
       b->free_next = list;
       list = b;
     }

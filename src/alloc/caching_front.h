@@ -10,9 +10,11 @@
 
 static inline __attribute__((always_inline)) int mr__cache_entry_push(mr__pool *p, mr__pstream *ps,
                                                                       unsigned cls, uintptr_t addr,
-                                                                      size_t bsize, mr__blk *b) {
+                                                                      size_t bsize, mr__blk *b,
+                                                                      size_t slot) {
   mr__cbin *bn = &ps->bins[cls];
-  bn->v[bn->n++] = (mr__centry){addr, bsize, b};
+  bn->v[bn->n++] = (mr__centry){addr, bsize, b, slot};
+  ps->parked += slot != MR__NO_SLOT;
   ps->bin_map[cls / 64] |= 1ull << (cls % 64);
   ps->cache_bytes += bsize;
   ps->cache_blocks++;
@@ -21,21 +23,37 @@ static inline __attribute__((always_inline)) int mr__cache_entry_push(mr__pool *
 
 /* mr__cache_push with a full bin (out of line, so that the push itself calls nothing). */
 int mr__cache_push_grow(mr__pool *p, mr__pstream *ps, unsigned cls, uintptr_t addr, size_t bsize,
-                        mr__blk *b);
+                        mr__blk *b, size_t slot);
 
 /* Files block b (at addr, `bsize` bytes; out of every list) in ps's front cache, under ps->lock,
  * without touching its record unless its bin cannot grow (then it waits on the spill list for
- * the next eviction). Returns 1 if the cache went over its budget. */
-static inline __attribute__((always_inline)) int
-mr__cache_push(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, mr__blk *b) {
+ * the next eviction, its slot removed). `slot`: its slot in ps's live map, marked freed, which it
+ * keeps (parked), or MR__NO_SLOT. Returns 1 if the cache went over its budget. */
+static inline __attribute__((always_inline)) int mr__cache_push(mr__pool *p, mr__pstream *ps,
+                                                                uintptr_t addr, size_t bsize,
+                                                                mr__blk *b, size_t slot) {
   unsigned cls = mr__tlsf_class(bsize);
   const mr__cbin *bn = &ps->bins[cls];
   if (MR_UNLIKELY(bn->n == bn->cap))
-    return mr__cache_push_grow(p, ps, cls, addr, bsize, b);
-  return mr__cache_entry_push(p, ps, cls, addr, bsize, b);
+    return mr__cache_push_grow(p, ps, cls, addr, bsize, b, slot);
+  return mr__cache_entry_push(p, ps, cls, addr, bsize, b, slot);
 }
 
-/* Takes the top entry of ps's bin `cls` (not empty) out of the front cache, under ps->lock. */
+/* Entry e has left ps's front cache other than to be handed out from its slot: its slot, if it
+ * kept one, goes (under ps->lock). */
+static inline void mr__cache_unpark(mr__pstream *ps, const mr__centry *e) {
+  if (e->slot != MR__NO_SLOT) {
+    mr__livemap_remove_at(&ps->lives, e->slot);
+    ps->parked--;
+  }
+}
+
+/* After a rehash of ps's live map (which moves every slot): the hot block and each parked block
+ * find their slots again (under ps->lock). */
+void mr__cache_refind(mr__pstream *ps);
+
+/* Takes the top entry of ps's bin `cls` (not empty) out of the front cache, under ps->lock: the
+ * caller hands it out from its slot or unparks it (mr__cache_unpark). */
 static inline __attribute__((always_inline)) mr__centry mr__cache_pop(mr__pstream *ps,
                                                                       unsigned cls) {
   mr__cbin *bn = &ps->bins[cls];
@@ -73,13 +91,15 @@ mr__cache_class_for(mr__pstream *ps, unsigned cls, size_t rsize) {
 }
 
 /* Takes the newest entry of ps's front cache whose block holds rsize bytes, from rsize's class
- * or the lowest class above it that holds any (under ps->lock); blk NULL if none. For the slow
- * path: it scans the class, where an allocation looks at its 4 newest entries. */
+ * or the lowest class above it that holds any (under ps->lock), unparked; blk NULL if none. For
+ * the slow path: it scans the class, where an allocation looks at its 4 newest entries. */
 mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize);
 
-/* Files ps's hot block in its front cache; 1 if that left the cache over its budget. */
+/* Files ps's hot block in its front cache, parked in its slot; 1 if that left the cache over its
+ * budget. */
 int mr__hot_file(mr__pool *p, mr__pstream *ps);
-/* Empties ps's front cache into a list of its blocks through free_next (writes their records). */
+/* Empties ps's front cache into a list of its blocks through free_next (writes their records;
+ * unparks them). */
 mr__blk *mr__cache_take_all(mr__pstream *ps);
 /* Frees ps's front-cache bins (the pool is being destroyed; the cache is empty). */
 void mr__cache_destroy(mr__pstream *ps);

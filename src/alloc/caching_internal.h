@@ -27,13 +27,13 @@ static inline void *mr__calloc_aligned(size_t size) {
 
 /* Block states. A block is always in exactly one place:
  *  LIVE    its owner stream's front holds it: handed to a caller (in the stream's live map), the
- *          stream's hot block (in the map, freed), or in its front cache. The front never reads
- *          or writes a record (at 1e5 live blocks each record touched is a cache miss): the map
- *          and the cache hold what it needs, and only the core changes a record's state;
- *  PENDING in its owner stream's pending index and in one of its batches: freed on that stream,
- *          its free event not yet known complete; the owner may reuse it at once;
- *  FREE    in the pool's settled index: usable by every stream;
- *  SPARE   a record not in use. */
+ *          stream's hot block (in the map, freed), or in its front cache (parked in its slot,
+ *          freed, when it was freed on the stream that holds it: see mr__centry). The front never
+ * reads or writes a record (at 1e5 live blocks each record touched is a cache miss): the map and
+ * the cache hold what it needs, and only the core changes a record's state; PENDING in its owner
+ * stream's pending index and in one of its batches: freed on that stream, its free event not yet
+ * known complete; the owner may reuse it at once; FREE    in the pool's settled index: usable by
+ * every stream; SPARE   a record not in use. */
 #define MR__MIB ((size_t)1 << 20)
 
 /* The two families of segments: small requests and their segments, and the rest. */
@@ -180,7 +180,7 @@ static inline uintptr_t mr__ls_addr(const mr__live_slot *sl) {
 static inline mr__blk *mr__ls_blk(const mr__live_slot *sl) {
   return (mr__blk *)(uintptr_t)(sl->val & MR__LS_BLK);
 }
-/* Whether the slot holds the stream's hot block (freed, kept in its slot). */
+/* Whether the slot holds a freed block: the stream's hot block, or a parked one (mr__centry). */
 static inline int mr__ls_freed(const mr__live_slot *sl) { return (sl->val & MR__LS_FREED) != 0; }
 
 /* val of record b with a slack that fits (under MR__LS_SLACK_LIMIT). */
@@ -311,11 +311,16 @@ static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t add
 
 /* The block at addr, removed if its requested size is `size` (*st MR_OK, its block size in
  * *bsize); left in place with *st MR_ERR_INVALID_ARG if the size differs (the size it was
- * allocated with in *asked); NULL with MR_ERR_UNKNOWN_POINTER if absent. */
+ * allocated with in *asked); NULL with MR_ERR_UNKNOWN_POINTER if absent or
+ * freed (a hot or parked block: the caller finds the double free). */
 static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
                                         mr_status *st, size_t *bsize, size_t *asked) {
   size_t i = mr__livemap_find(m, addr);
   if (MR_UNLIKELY(i == SIZE_MAX)) {
+    *st = MR_ERR_UNKNOWN_POINTER;
+    return NULL;
+  }
+  if (MR_UNLIKELY(mr__ls_freed(&m->slots[i]))) { /* parked in a front cache: free already */
     *st = MR_ERR_UNKNOWN_POINTER;
     return NULL;
   }
@@ -382,11 +387,18 @@ static inline void mr__batch_unlink(mr__blk *b) {
 #define MR__CACHE_BIN_WORDS (MR_TLSF_CLASSES / 64)
 
 /* A front-cache entry: all that taking the block back needs, so that neither filing a block in
- * the cache nor taking it out touches its record. */
+ * the cache nor taking it out touches its record. A block freed on its own stream keeps its
+ * live-map slot while it waits here (parked: marked freed, as the hot block is): taking it back
+ * rewrites that slot, with no hash, no probe and no control byte written, and filing it wrote
+ * nothing in the map either. Every other way out of the cache removes the slot (mr__cache_unpark);
+ * a rehash of the map moves the slots, and the parked blocks find theirs again (mr__cache_refind).
+ */
+#define MR__NO_SLOT SIZE_MAX
 typedef struct mr__centry {
   uintptr_t addr;
   size_t size;
   mr__blk *blk;
+  size_t slot; /* its parked slot in the stream's live map, or MR__NO_SLOT */
 } mr__centry;
 
 /* One size class of a stream's front cache: a LIFO stack of entries (it grows; it is freed with
@@ -410,11 +422,12 @@ typedef struct mr__pstream {
   mr__blk *spill;
   /* The hot block: the last one freed on this stream, kept in its live-map slot (marked
    * freed there) so that the next allocation that fits takes it back without a bin or a hash
-   * insert; filed in the front cache (mr__hot_file) before anything else reads the map or the
-   * bins. NULL: none. */
+   * insert; filed in the front cache (mr__hot_file, parked in the same slot) before anything
+   * else reads the bins. NULL: none. */
   mr__blk *hot;
   uintptr_t hot_addr;
   size_t hot_slot, hot_size;
+  size_t parked; /* front-cache entries that keep their live-map slot (see mr__centry) */
   /* The block handed out last on this stream: its address (UINTPTR_MAX: none) and live-map slot. A
    * free of it takes that slot without a probe once the slot is seen to hold it still (a rehash
    * moves slots, a free empties them, and an address is in one slot at most). */
@@ -429,7 +442,8 @@ typedef struct mr__pstream {
   uint64_t peak_in_use, peak_requested;
   uint64_t allocs, frees, failed; /* live blocks: allocs - frees */
   uint64_t grown;                 /* allocations that took a new segment (not cache hits) */
-  mr__livemap lives;              /* blocks allocated on this stream and not freed */
+  mr__livemap lives; /* blocks allocated on this stream and not freed; and, marked freed, its
+                        hot block and the parked blocks of its front cache */
   /* core: under the pool's mutex */
   mr_stream *stream; /* NULL: host order */
   uint64_t id;

@@ -74,7 +74,7 @@ mr_status mr__core_validate(mr__pool *p) {
       switch (st) {
       case MR__LIVE: { /* handed out (in its stream's map) or in its stream's front cache */
         CHECK(b->owner, "live block %p without owner", (void *)b->addr);
-        if (!sl) {
+        if (!sl || mr__ls_freed(sl)) { /* cached (parked in its slot or not: see below) */
           ncached++;
           break;
         }
@@ -147,7 +147,7 @@ mr_status mr__core_validate(mr__pool *p) {
           o->pending[0].count + o->pending[1].count);
     char why[200];
     CHECK(mr__livemap_check(&o->lives, why, sizeof why), "stream %" PRIu64 ": %s", o->id, why);
-    size_t cached = 0, cbytes = 0;
+    size_t cached = 0, cbytes = 0, parked = 0;
     CHECK(!o->bins[MR_TLSF_CLASSES].n, "the front cache's top bin of stream %" PRIu64 " is used",
           o->id);
     for (unsigned c = 0; c < MR_TLSF_CLASSES; c++) {
@@ -163,8 +163,14 @@ mr_status mr__core_validate(mr__pool *p) {
               "front cache entry %p (%zu bytes) disagrees with its block %p (%zu)", (void *)e->addr,
               e->size, (void *)b->addr, b->size);
         CHECK(mr__tlsf_class(e->size) == c, "cached block in the wrong bin");
-        CHECK(!mr__livemap_slot_of(&o->lives, b), "cached block %p is in the live map",
-              (void *)b->addr);
+        const mr__live_slot *sl = mr__livemap_slot_of(&o->lives, b);
+        if (e->slot == MR__NO_SLOT) {
+          CHECK(!sl, "cached block %p is in the live map", (void *)b->addr);
+        } else {
+          CHECK(sl && (size_t)(sl - o->lives.slots) == e->slot && mr__ls_freed(sl),
+                "parked block %p is not in its slot %zu, marked freed", (void *)b->addr, e->slot);
+          parked++;
+        }
         cached++;
         cbytes += e->size;
       }
@@ -179,10 +185,12 @@ mr_status mr__core_validate(mr__pool *p) {
     CHECK(cached == o->cache_blocks && cbytes == o->cache_bytes,
           "front cache of stream %" PRIu64 " counts %zu/%zu, holds %zu/%zu", o->id, o->cache_blocks,
           o->cache_bytes, cached, cbytes);
+    CHECK(parked == o->parked, "stream %" PRIu64 " counts %zu parked blocks, holds %zu", o->id,
+          o->parked, parked);
     idx_cached += cached;
     in_use += o->in_use;
     live += (int64_t)(o->allocs - o->frees);
-    nmapped += o->lives.count;
+    nmapped += o->lives.count - o->parked;
   }
   CHECK(nmapped == nlive, "%zu blocks in the streams' maps, %zu live", nmapped, nlive);
   CHECK(idx_free == nfree, "%zu settled blocks, %zu indexed", nfree, idx_free);
