@@ -27,13 +27,14 @@ static inline void *mr__calloc_aligned(size_t size) {
 
 /* Block states. A block is always in exactly one place:
  *  LIVE    its owner stream's front holds it: handed to a caller (in the stream's live map), the
- *          stream's hot block (in the map, freed), or in its front cache (parked in its slot,
- *          freed, when it was freed on the stream that holds it: see mr__centry). The front never
- * reads or writes a record (at 1e5 live blocks each record touched is a cache miss): the map and
- * the cache hold what it needs, and only the core changes a record's state; PENDING in its owner
- * stream's pending index and in one of its batches: freed on that stream, its free event not yet
- * known complete; the owner may reuse it at once; FREE    in the pool's settled index: usable by
- * every stream; SPARE   a record not in use. */
+ *          stream's hot block (in the map, freed), or in its front cache (parked in its map slot,
+ *          freed, if it was freed on that stream: see mr__centry). The front never reads or
+ *          writes a record (at 1e5 live blocks each record touched is a cache miss): the map and
+ *          the cache hold what it needs, and only the core changes a record's state;
+ *  PENDING in its owner stream's pending index and in one of its batches: freed on that stream,
+ *          its free event not yet known complete; the owner may reuse it at once;
+ *  FREE    in the pool's settled index: usable by every stream;
+ *  SPARE   a record not in use. */
 #define MR__MIB ((size_t)1 << 20)
 
 /* The two families of segments: small requests and their segments, and the rest. */
