@@ -120,6 +120,18 @@ handed_out(mr__pool *p, mr__pstream *ps, uintptr_t addr, size_t bsize, size_t si
   return MR_OK;
 }
 
+/* Hands out again block b (at addr, `bsize` bytes) from its slot in ps's live map, where it is
+ * marked freed: the hot block, or a parked one (ps->lock held, dropped here). Only the slot is
+ * written, with no hash and no probe. */
+static inline __attribute__((always_inline)) mr_status
+handed_out_from_slot(mr__pool *p, mr__pstream *ps, size_t slot, uintptr_t addr, size_t bsize,
+                     mr__blk *b, size_t size, void **out) {
+  mr__ls_reuse(&ps->lives.slots[slot], ps->lives.shift, addr, bsize, b, size);
+  ps->recent_addr = addr;
+  ps->recent_slot = slot;
+  return handed_out(p, ps, addr, bsize, size, out);
+}
+
 static __attribute__((noinline, cold)) mr_status too_big(mr__pool *p, size_t size) {
   return mr__error(MR_ERR_OUT_OF_MEMORY,
                    "caching pool '%s': %zu bytes is more than any upstream can give", p->name,
@@ -181,10 +193,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   /* the hot block, if at most an eighth of it would go unused: no class, no bin, no hash */
   if (b && rsize <= hs && hs - rsize <= hs / 8) {
     ps->hot = NULL;
-    mr__ls_reuse(&ps->lives.slots[ps->hot_slot], ps->lives.shift, ps->hot_addr, hs, b, size);
-    ps->recent_addr = ps->hot_addr;
-    ps->recent_slot = ps->hot_slot;
-    return handed_out(p, ps, ps->hot_addr, hs, size, out);
+    return handed_out_from_slot(p, ps, ps->hot_slot, ps->hot_addr, hs, b, size, out);
   }
   const unsigned cls = mr__cache_class_for(ps, mr__tlsf_class(rsize), rsize);
   const mr__cbin *bn = &ps->bins[cls];
@@ -195,10 +204,7 @@ static mr_status pool_alloc(mr_allocator *self, size_t size, mr_stream *stream, 
   mr__centry e = mr__cache_pop(ps, cls);  /* a block in ps's front cache is ps's already */
   if (MR_LIKELY(e.slot != MR__NO_SLOT)) { /* parked: its slot, as the hot block's */
     ps->parked--;
-    mr__ls_reuse(&ps->lives.slots[e.slot], ps->lives.shift, e.addr, e.size, e.blk, size);
-    ps->recent_addr = e.addr;
-    ps->recent_slot = e.slot;
-    return handed_out(p, ps, e.addr, e.size, size, out);
+    return handed_out_from_slot(p, ps, e.slot, e.addr, e.size, e.blk, size, out);
   }
   if (MR_UNLIKELY(!track(ps, e.addr, e.size, e.blk, size)))
     return untracked(p, ps, e.addr, e.size, e.blk);

@@ -91,6 +91,13 @@ void mr__cache_refind(mr__pstream *ps) {
     }
 }
 
+/* The top entry of ps's bin `cls` (not empty), out of the front cache and unparked. */
+static mr__centry pop_unparked(mr__pstream *ps, unsigned cls) {
+  mr__centry e = mr__cache_pop(ps, cls);
+  mr__cache_unpark(ps, &e);
+  return e;
+}
+
 mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize) {
   unsigned cls = mr__tlsf_class(rsize);
   mr__cbin *bn = &ps->bins[cls];
@@ -100,18 +107,13 @@ mr__centry mr__cache_take_fit(mr__pstream *ps, size_t rsize) {
     mr__centry e = bn->v[k];
     memmove(bn->v + k, bn->v + k + 1, (size_t)(bn->n - k - 1) * sizeof *bn->v);
     bn->v[bn->n - 1] = e; /* now on top */
-    e = mr__cache_pop(ps, cls);
-    mr__cache_unpark(ps, &e);
-    return e;
+    return pop_unparked(ps, cls);
   }
   /* every block of a higher class fits: the lowest non-empty one, by the bin map */
   for (unsigned c = cls + 1, w = c / 64; w < MR__CACHE_BIN_WORDS; w++, c = w * 64) {
     const uint64_t bits = ps->bin_map[w] & (~0ull << (c % 64));
-    if (bits) {
-      mr__centry e = mr__cache_pop(ps, w * 64 + (unsigned)__builtin_ctzll(bits));
-      mr__cache_unpark(ps, &e);
-      return e;
-    }
+    if (bits)
+      return pop_unparked(ps, w * 64 + (unsigned)__builtin_ctzll(bits));
   }
   return (mr__centry){0, 0, NULL, MR__NO_SLOT};
 }
@@ -153,9 +155,7 @@ mr__blk *mr__cache_take_evicted(mr__pool *p, mr__pstream *ps) {
   for (int w = MR__CACHE_BIN_WORDS - 1; w >= 0 && ps->cache_bytes > target; w--) {
     while (ps->bin_map[w] && ps->cache_bytes > target) {
       unsigned cls = (unsigned)w * 64 + 63u - (unsigned)__builtin_clzll(ps->bin_map[w]);
-      const mr__centry e = mr__cache_pop(ps, cls);
-      mr__cache_unpark(ps, &e);
-      mr__blk *b = e.blk;
+      mr__blk *b = pop_unparked(ps, cls).blk;
       b->free_next = list;
       list = b;
     }

@@ -317,11 +317,7 @@ static inline size_t mr__livemap_find(const struct mr__livemap *m, uintptr_t add
 static inline mr__blk *mr__livemap_take(struct mr__livemap *m, uintptr_t addr, size_t size,
                                         mr_status *st, size_t *bsize, size_t *asked) {
   size_t i = mr__livemap_find(m, addr);
-  if (MR_UNLIKELY(i == SIZE_MAX)) {
-    *st = MR_ERR_UNKNOWN_POINTER;
-    return NULL;
-  }
-  if (MR_UNLIKELY(mr__ls_freed(&m->slots[i]))) { /* parked in a front cache: free already */
+  if (MR_UNLIKELY(i == SIZE_MAX || mr__ls_freed(&m->slots[i]))) {
     *st = MR_ERR_UNKNOWN_POINTER;
     return NULL;
   }
