@@ -10,7 +10,7 @@
 #ifndef MEMRES_TEST_POOL_PARKED_H
 #define MEMRES_TEST_POOL_PARKED_H
 
-#include "../../src/alloc/caching_internal.h"
+#include "pool_state.h"
 #include "pool_util.h"
 
 #include <criterion/criterion.h>
@@ -19,23 +19,13 @@
 static const size_t k_parked_sizes[8] = {3 << 10,  5 << 10,  9 << 10,   17 << 10,
                                          33 << 10, 65 << 10, 129 << 10, 257 << 10};
 
-/* Stream s's state in pool (read while no other thread uses the pool). */
-static inline const mr__pstream *parked_state(mr_allocator *pool, mr_stream *s) {
-  mr__pool *p = pool->state;
-  pthread_mutex_lock(&p->mu);
-  const mr__pstream *ps = mr__pool_stream_find(p, s);
-  pthread_mutex_unlock(&p->mu);
-  cr_assert_not_null(ps, "the pool has no state for the stream");
-  return ps;
-}
-
 /* Frees and allocations of parked blocks write no slot but their own: the map holds the same
  * count and room throughout, and each block comes back at its address. */
 static inline void parked_blocks_keep_their_slots(mr_allocator *pool, mr_stream *s) {
   void *p[8];
   for (int i = 0; i < 8; i++)
     p[i] = alloc_ok(pool, k_parked_sizes[i], s);
-  const mr__pstream *ps = parked_state(pool, s);
+  const mr__pstream *ps = pool_stream_state(pool, s);
   const size_t count = ps->lives.count, left = ps->lives.left;
   cr_expect_eq(count, 8);
   for (int i = 0; i < 8; i++)
@@ -72,7 +62,7 @@ static inline void parked_blocks_survive_a_rehash(mr_allocator *pool, mr_stream 
     p[i] = alloc_ok(pool, k_parked_sizes[i], s);
   for (int i = 0; i < 8; i++)
     free_ok(pool, p[i], k_parked_sizes[i], s);
-  const mr__pstream *ps = parked_state(pool, s);
+  const mr__pstream *ps = pool_stream_state(pool, s);
   const size_t slots = ps->lives.mask + 1;
   cr_expect_eq(ps->parked, 7);
   const uint64_t reserved = pool_stats(pool).bytes_reserved;
@@ -103,7 +93,7 @@ static inline void a_parked_block_freed_again_is_a_double_free(mr_allocator *poo
   void *p = alloc_ok(pool, size, a), *q = alloc_ok(pool, 3 << 10, a);
   free_ok(pool, p, size, a);
   free_ok(pool, q, 3 << 10, a); /* p parked, q hot */
-  const mr__pstream *ps = parked_state(pool, a);
+  const mr__pstream *ps = pool_stream_state(pool, a);
   cr_expect_eq(ps->parked, 1);
   /* the first refused free parks q too, as every free on A files A's hot block first */
   cr_expect_eq(mr_free_async(pool, p, size, a), MR_ERR_DOUBLE_FREE, "%s", mr_last_error());

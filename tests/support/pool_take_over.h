@@ -14,20 +14,10 @@
 #ifndef MEMRES_TEST_POOL_TAKE_OVER_H
 #define MEMRES_TEST_POOL_TAKE_OVER_H
 
-#include "../../src/alloc/caching_internal.h"
+#include "pool_state.h"
 #include "pool_util.h"
 
 #include <criterion/criterion.h>
-
-/* The pool's state for stream s, found as the pool finds it (read while no other thread uses the
- * pool), or NULL. */
-static inline const mr__pstream *take_over_state(mr_allocator *pool, mr_stream *s) {
-  mr__pool *p = pool->state;
-  pthread_mutex_lock(&p->mu);
-  const mr__pstream *ps = mr__pool_stream_find(p, s);
-  pthread_mutex_unlock(&p->mu);
-  return ps;
-}
 
 /* Runs the scenario on `pool` (new, front_cache_bytes = 1 MiB) with streams a and b of one
  * thread; done(a) returns once A's work is complete. Frees what it allocated; the streams' work
@@ -51,8 +41,7 @@ static inline void taken_cache_over_budget_is_evicted(mr_allocator *pool, mr_str
   cr_expect_eq(after.upstream_allocs, before.upstream_allocs,
                "the pool grew with A's blocks free (%llu bytes reserved, then %llu)",
                (unsigned long long)before.bytes_reserved, (unsigned long long)after.bytes_reserved);
-  const mr__pstream *sb = take_over_state(pool, b);
-  cr_assert_not_null(sb, "no state for stream B");
+  const mr__pstream *sb = pool_stream_state(pool, b);
   cr_expect_eq(sb->cache_bytes, budget / 2,
                "B's front cache holds %zu bytes after taking A's, not half its budget (the "
                "newest 2 blocks)",
